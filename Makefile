@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` (the main job) and `make test`.
+# Both build .venv from nothing with only Python and make. On a machine with an NVIDIA
+# driver the matching CuPy extra (cuda12 / cuda13, from the driver's CUDA version) is added.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# "CUDA Version: 12.4" in nvidia-smi's header -> cuda12; nothing when there is no driver.
+CUDA_MAJOR := $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -n1)
+CUDA_EXTRA := $(if $(filter 12,$(CUDA_MAJOR)),cuda12,$(if $(filter 13,$(CUDA_MAJOR)),cuda13,))
+EXTRAS     := test$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA),)
+comma := ,
+
+.PHONY: demo test bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $@
+
+demo: venv
+	$(BIN)/python -m gpuconv.demo --out demo_out
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+# The CPU bench (BENCH.md rows C1-C6) needs the peers of the bench extra.
+bench: venv
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run_cpu --out bench/results
+
+clean:
+	rm -rf $(VENV) demo_out build *.egg-info
