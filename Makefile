@@ -7,8 +7,8 @@ BIN    := $(VENV)/bin
 # "CUDA Version: 12.4" in nvidia-smi's header -> cuda12; nothing when there is no driver.
 CUDA_MAJOR := $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -n1)
 CUDA_EXTRA := $(if $(filter 12,$(CUDA_MAJOR)),cuda12,$(if $(filter 13,$(CUDA_MAJOR)),cuda13,))
+comma      := ,
 EXTRAS     := test$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA),)
-comma := ,
 
 .PHONY: demo test bench venv clean
 

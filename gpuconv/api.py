@@ -1,0 +1,318 @@
+"""The public functions: correlate, convolve, conv2d, conv1d.
+
+Each is a thin shell over one private worker that checks every argument (gpuconv.checks),
+builds the plan (gpuconv.plan), and hands arrays to the backend chosen by gpuconv.dispatch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import checks
+from .backends import get_backend
+from .dispatch import array_kind, resolve_backend, to_numpy, wrap_like
+from .dtypes import compute_dtype, default_result_dtype
+from .plan import ConvPlan, CorrelatePlan, effective_length, mode_pads
+
+
+def _inputs(x, kernel, backend):
+    """Backend name and host arrays for x and kernel; mixed devices are rejected."""
+    checks.check_choice("backend", backend, checks.BACKENDS)
+    name = resolve_backend(backend, array_kind(x))
+    if name == "cuda":
+        get_backend("cuda")  # raises BackendUnavailableError with the reason
+    if array_kind(kernel) == "cuda":
+        raise ValueError("kernel is a CUDA array but x is on the host; pass both on the same device")
+    return name, to_numpy("x", x), to_numpy("kernel", kernel)
+
+
+def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
+               backend, flip):
+    name, xa, ka = _inputs(x, kernel, backend)
+    checks.check_choice("mode", mode, checks.MODES)
+    checks.check_boundary(boundary)
+    checks.check_choice("method", method, checks.METHODS)
+    cval = checks.check_real_scalar("cval", cval)
+    checks.check_dtype_input("x", xa.dtype)
+    checks.check_dtype_input("kernel", ka.dtype)
+    checks.check_kernel_shape(ka.shape, xa.ndim)
+    nd = ka.ndim
+    axes = checks.check_axes(axes, xa.ndim, nd)
+    stride = checks.check_int_tuple("stride", stride, nd, 1)
+    dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
+    requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
+    clip = checks.check_clip(clip)
+    for ax in axes:
+        if xa.shape[ax] == 0:
+            raise ValueError(f"x has length 0 along sliding axis {ax} (shape {xa.shape}); each sliding axis needs at least one sample")
+    in_sliding = tuple(xa.shape[a] for a in axes)
+    pads = [mode_pads(n, k, mode, s, d) for n, k, s, d in zip(in_sliding, ka.shape, stride, dilation)]
+    batch_axes = [a for a in range(xa.ndim) if a not in axes]
+    out_full = list(xa.shape)
+    for a, p in zip(axes, pads):
+        out_full[a] = p[2]
+    result_dtype = requested if requested is not None else default_result_dtype(xa.dtype)
+    if out is not None:
+        result_dtype = checks.check_out_array(out, tuple(out_full), xa, requested)
+    plan = CorrelatePlan(
+        batch_shape=tuple(xa.shape[a] for a in batch_axes), in_sliding=in_sliding, kernel_shape=ka.shape,
+        out_sliding=tuple(p[2] for p in pads), pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads),
+        stride=stride, dilation=dilation, boundary=boundary, cval=cval, compute_dtype=compute_dtype(xa.dtype),
+        result_dtype=np.dtype(result_dtype), clip=clip, method=method)
+    if flip:
+        ka = ka[(slice(None, None, -1),) * nd]
+    trailing = tuple(range(xa.ndim - nd, xa.ndim))
+    if plan.n_outputs == 0:
+        y = np.empty(plan.out_shape, dtype=plan.result_dtype)
+    else:
+        y = get_backend(name).correlate(np.moveaxis(xa, axes, trailing), ka, plan)
+    y = np.moveaxis(y, trailing, axes)
+    if out is not None:
+        out[...] = y
+        return out
+    return wrap_like(x, np.ascontiguousarray(y))
+
+
+def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,
+              out=None, out_dtype=None, clip=None, method="auto", backend=None):
+    """Sliding-window cross-correlation of `x` with `kernel` over `axes`.
+
+    ``y[i] = sum_j kernel[j] * xp[i*stride + j*dilation]`` along each sliding axis, where
+    ``xp = numpy.pad(x, (lo, hi), mode=boundary)`` and (lo, hi) follow `mode`. Every axis
+    not in `axes` is a batch axis, filtered independently.
+
+    Parameters
+    ----------
+    x : array_like
+        Input of any dimension >= kernel.ndim: numpy array, nested list, or a CPU DLPack
+        producer such as a torch tensor (returned as the same kind).
+    kernel : array_like
+        1-, 2- or 3-D weights; cast to the compute dtype of `x`.
+    mode : {"full", "same", "valid"}
+        Output extent as in scipy.signal.correlate (default "full"). With effective kernel
+        length e = dilation*(k-1)+1: full pads e-1 on both sides, same pads e//2 before and
+        e-1-e//2 after (output ceil(n/stride)), valid pads nothing (empty if n < e).
+    boundary : {"constant", "edge", "reflect", "symmetric", "wrap"}
+        numpy.pad's modes, also for pads wider than the input::
+
+            constant   k k k | a b c d | k k k     (k = cval)
+            edge       a a a | a b c d | d d d
+            reflect    d c b | a b c d | c b a
+            symmetric  c b a | a b c d | d c b
+            wrap       b c d | a b c d | a b c
+    cval : float
+        Fill value for boundary="constant".
+    stride, dilation : int or tuple of int
+        Per sliding axis, >= 1. The strided result is the stride-1 result taken every
+        `stride` samples starting at 0.
+    axes : int or tuple of int, optional
+        The sliding axes of `x`, one per kernel axis (default: the last kernel.ndim axes).
+    out : numpy.ndarray, optional
+        Preallocated result; its dtype acts as `out_dtype`. Must not overlap `x`.
+    out_dtype : dtype, optional
+        Result dtype. Integer types round half to even and saturate (never wrap).
+    clip : (lo, hi), optional
+        Clamp the result before the cast.
+    method : {"auto", "direct", "separable", "fft"}
+        Algorithm; all agree within float rounding. "auto" picks by a measured cost model.
+    backend : {None, "numpy", "cuda"}
+        Override the dispatcher's choice from the array type.
+
+    Returns
+    -------
+    ndarray
+        float32 for float32/float16-compute inputs (float16 stays float16), float64 for
+        float64 and 32/64-bit integer inputs, or `out_dtype`.
+
+    Examples
+    --------
+    A single bright pixel reproduces the kernel (correlation does not flip it):
+
+    >>> import numpy as np, gpuconv
+    >>> img = np.zeros((3, 3)); img[1, 1] = 1
+    >>> gpuconv.correlate(img, [[1, 2, 3], [4, 5, 6], [7, 8, 9]], mode="same")
+    array([[9., 8., 7.],
+           [6., 5., 4.],
+           [3., 2., 1.]])
+    """
+    return _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
+                      backend, flip=False)
+
+
+def convolve(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,
+             out=None, out_dtype=None, clip=None, method="auto", backend=None):
+    """Convolution: ``convolve(x, k) == correlate(x, flip(k))`` in every mode.
+
+    Same parameters as :func:`correlate`. Without stride and dilation, with zero boundary,
+    the result equals scipy.signal.convolve (and numpy.convolve in 1-D).
+
+    Examples
+    --------
+    >>> import gpuconv
+    >>> gpuconv.convolve([1, 2, 3, 4, 5], [2, 3, 4])
+    array([ 2.,  7., 16., 25., 34., 31., 20.])
+    """
+    return _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
+                      backend, flip=True)
+
+
+_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
+_SPATIAL_NAMES = {1: ("L",), 2: ("H", "W")}
+
+
+def _conv_padding(padding, nd, k, dilation, spatial):
+    """(lo, hi) per spatial axis for padding=int | ints | "same" | "valid" (torch's alignment)."""
+    if isinstance(padding, str):
+        checks.check_choice("padding", padding, ("same", "valid"))
+        if padding == "valid":
+            return (0,) * nd, (0,) * nd
+        total = [d * (kk - 1) for kk, d in zip(k, dilation)]
+        lo = tuple(t // 2 for t in total)
+        return lo, tuple(t - l for t, l in zip(total, lo))
+    lo = checks.check_int_tuple("padding", padding, nd, 0)
+    return lo, lo
+
+
+def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
+          clip, precision, backend):
+    name, xa, wa = _inputs(x, weight, backend)
+    layouts = _LAYOUTS[nd]
+    checks.check_choice("layout", layout, layouts)
+    checks.check_boundary(boundary)
+    checks.check_choice("activation", activation, checks.ACTIVATIONS)
+    checks.check_choice("precision", precision, checks.PRECISIONS)
+    checks.check_dtype_input("x", xa.dtype)
+    checks.check_dtype_input("weight", wa.dtype)
+    channels_last = layout == layouts[1]
+    dims = "".join(layout)
+    if xa.ndim not in (nd + 1, nd + 2):
+        raise ValueError(f"x has shape {xa.shape}; layout={layout!r} expects ({', '.join(dims)}) or ({', '.join(dims[1:])})")
+    unbatched = xa.ndim == nd + 1
+    if unbatched:
+        xa = xa[None]
+    if wa.ndim != nd + 2:
+        wdims = ("O",) + (tuple(_SPATIAL_NAMES[nd]) + ("C/groups",) if channels_last else ("C/groups",) + _SPATIAL_NAMES[nd])
+        raise ValueError(f"weight has shape {wa.shape}; layout={layout!r} expects ({', '.join(wdims)})")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups={groups!r} must be an int >= 1")
+    groups = int(groups)
+    c = xa.shape[-1] if channels_last else xa.shape[1]
+    spatial = xa.shape[1:-1] if channels_last else xa.shape[2:]
+    o = wa.shape[0]
+    cg = wa.shape[-1] if channels_last else wa.shape[1]
+    ks = wa.shape[1:-1] if channels_last else wa.shape[2:]
+    if c % groups:
+        raise ValueError(f"groups={groups} does not divide the {c} input channels of x")
+    if o % groups:
+        raise ValueError(f"groups={groups} does not divide the {o} output channels of weight")
+    if cg != c // groups:
+        raise ValueError(f"weight has {cg} input channels per group but x has C={c} channels with groups={groups} "
+                         f"(expected {c // groups})")
+    if 0 in ks or o == 0:
+        raise ValueError(f"weight has shape {wa.shape}; a zero-size kernel bank is not accepted")
+    for n_s, label in zip(spatial, _SPATIAL_NAMES[nd]):
+        if n_s == 0:
+            raise ValueError(f"x has {label}=0 (shape {xa.shape}); spatial axes need at least one sample")
+    ba = None
+    if bias is not None:
+        ba = to_numpy("bias", bias)
+        checks.check_dtype_input("bias", ba.dtype)
+        if ba.shape != (o,):
+            raise ValueError(f"bias has shape {ba.shape}; expected ({o},), one per output channel")
+    stride = checks.check_int_tuple("stride", stride, nd, 1)
+    dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
+    lo, hi = _conv_padding(padding, nd, ks, dilation, spatial)
+    requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
+    clip = checks.check_clip(clip)
+    out_spatial = []
+    for n_s, l, h, kk, s, d in zip(spatial, lo, hi, ks, stride, dilation):
+        p, e = n_s + l + h, effective_length(kk, d)
+        out_spatial.append((p - e) // s + 1 if p >= e else 0)
+    result_dtype = requested if requested is not None else default_result_dtype(xa.dtype)
+    plan = ConvPlan(batch=xa.shape[0], channels=c, out_channels=o, groups=groups, in_spatial=tuple(spatial),
+                    weight_spatial=tuple(ks), out_spatial=tuple(out_spatial), pad_lo=lo, pad_hi=hi, stride=stride,
+                    dilation=dilation, boundary=boundary, channels_last=channels_last, unbatched=unbatched,
+                    has_bias=ba is not None, activation=activation, compute_dtype=compute_dtype(xa.dtype),
+                    result_dtype=np.dtype(result_dtype), clip=clip, precision=precision)
+    if out is not None:
+        result_dtype = checks.check_out_array(out, plan.out_shape, xa, requested)
+        plan = ConvPlan(**{**plan.__dict__, "result_dtype": np.dtype(result_dtype)})
+    batched_shape = plan.out_shape if not unbatched else (1,) + plan.out_shape
+    if 0 in batched_shape:
+        y = np.empty(batched_shape, dtype=plan.result_dtype)
+    else:
+        y = get_backend(name).conv(xa, wa, ba, plan)
+    if unbatched:
+        y = y[0]
+    if out is not None:
+        out[...] = y
+        return out
+    return wrap_like(x, y)
+
+
+def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, boundary="constant",
+           activation=None, layout="NCHW", out=None, out_dtype=None, clip=None, precision=None, backend=None):
+    """Kernel-bank convolution layer (cross-correlation), equal to torch.nn.functional.conv2d.
+
+    Parameters
+    ----------
+    x : array_like
+        (N, C, H, W) or (C, H, W) with layout="NCHW"; (N, H, W, C) or (H, W, C) with "NHWC".
+    weight : array_like
+        (O, C/groups, kh, kw) for NCHW, (O, kh, kw, C/groups) for NHWC.
+    bias : array_like, optional
+        (O,), added before the activation.
+    stride, dilation : int or (int, int)
+    padding : int, (int, int), "same" or "valid"
+        "same" pads d*(k-1) in total with floor half before (torch's alignment); with
+        stride s the output is ceil(H/s).
+    groups : int
+        Divides C and O; each group of O/groups outputs sees C/groups inputs.
+    boundary : str
+        numpy.pad mode of the padded border (default zeros), as in :func:`correlate`.
+    activation : {None, "relu", "leaky_relu", "tanh", "sigmoid"}
+        Fused after the bias; leaky_relu has slope 0.01.
+    layout : {"NCHW", "NHWC"}
+        Storage order of x, weight and the result.
+    out, out_dtype, clip
+        As in :func:`correlate`.
+    precision : {None, "float32", "tf32", "float16"}
+        For float32/float16 inputs on GPUs: None or "float32" is exact float32 arithmetic;
+        "tf32"/"float16" allow tensor cores. The numpy backend always computes exactly in the
+        compute dtype, which meets every precision's bound.
+
+    Returns
+    -------
+    ndarray
+        (N, O, Ho, Wo) for NCHW, (N, Ho, Wo, O) for NHWC (batch axis dropped if x had none).
+
+    Examples
+    --------
+    One output channel reducing a 3-channel image (a 3-D "cuboid" kernel), on a bright pixel:
+
+    >>> import numpy as np, gpuconv
+    >>> x = np.zeros((1, 3, 3, 3)); x[0, :, 1, 1] = 1
+    >>> w = np.ones((1, 3, 3, 3))
+    >>> gpuconv.conv2d(x, w, padding=1)[0, 0]
+    array([[3., 3., 3.],
+           [3., 3., 3.],
+           [3., 3., 3.]])
+    """
+    return _conv(2, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
+                 clip, precision, backend)
+
+
+def conv1d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, boundary="constant",
+           activation=None, layout="NCL", out=None, out_dtype=None, clip=None, precision=None, backend=None):
+    """Kernel-bank 1-D convolution layer, equal to torch.nn.functional.conv1d.
+
+    Same parameters as :func:`conv2d` with one spatial axis: x (N, C, L) or (C, L) for
+    layout="NCL", (N, L, C) or (L, C) for "NLC"; weight (O, C/groups, k) or (O, k, C/groups).
+
+    Examples
+    --------
+    >>> import numpy as np, gpuconv
+    >>> gpuconv.conv1d(np.array([[[1.0, 2, 3, 4, 5]]]), np.array([[[4.0, 3, 2]]]))
+    array([[[16., 25., 34.]]])
+    """
+    return _conv(1, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
+                 clip, precision, backend)

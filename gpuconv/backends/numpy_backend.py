@@ -1,0 +1,92 @@
+"""The numpy backend: the CPU fallback, and the reference the other backends are tested on.
+
+It receives checked plans (gpuconv.plan) and arrays whose sliding axes are trailing, pads
+with numpy.pad (so every boundary means exactly what numpy.pad means, wide pads included),
+runs one of the methods and applies the shared epilogue (gpuconv.dtypes.finish).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import costmodel
+from ..decompose import rank_tolerance, separable_terms
+from ..dtypes import finish
+from ..plan import ConvPlan, CorrelatePlan
+from .np_bank import apply_activation, conv_channels_first, conv_channels_last
+from .np_fft import fft_correlate
+from .np_toeplitz import axis_pass, direct_correlate
+
+
+def pad(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0.0) -> np.ndarray:
+    """numpy.pad of the trailing len(lo) axes of x with the given boundary mode."""
+    widths = [(0, 0)] * (x.ndim - len(lo)) + list(zip(lo, hi))
+    if boundary == "constant":
+        return np.pad(x, widths, mode="constant", constant_values=cval)
+    return np.pad(x, widths, mode=boundary)
+
+
+def separable_correlate(xp: np.ndarray, terms: list, out_sliding: tuple, stride: tuple,
+                        dilation: tuple) -> np.ndarray:
+    """Sum over terms of 1-D passes along each sliding axis (last axis first)."""
+    nd = len(out_sliding)
+    total = None
+    for taps in terms:
+        y = xp
+        for i in reversed(range(nd)):
+            y = axis_pass(y, taps[i], 1 + i, out_sliding[i], stride[i], dilation[i])
+        if total is None:
+            total = np.array(y)  # own buffer: y may be a view into a pass's scratch
+        else:
+            total += y
+    return total
+
+
+class NumpyBackend:
+    """Backend over numpy arrays (see module docstring)."""
+
+    name = "numpy"
+
+    def resolve_method(self, plan: CorrelatePlan, kernel: np.ndarray) -> tuple:
+        """(method, separable terms or None) for this plan; 'auto' asks the cost model."""
+        terms = None
+        if plan.method in ("separable", "auto") and plan.ndim > 1:
+            terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
+        if plan.method != "auto":
+            return plan.method, terms
+        return costmodel.choose_numpy(plan, len(terms) if terms else None), terms
+
+    def correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
+        """Correlate x (*batch, *sliding) with kernel; returns plan.out_shape in plan.result_dtype."""
+        cd = plan.compute_dtype
+        xb = np.asarray(x).reshape((-1,) + tuple(plan.in_sliding)).astype(cd, copy=False)
+        k = np.asarray(kernel, dtype=cd)
+        method, terms = self.resolve_method(plan, kernel)
+        xp = pad(xb, plan.pad_lo, plan.pad_hi, plan.boundary, plan.cval)
+        args = (plan.out_sliding, plan.stride, plan.dilation)
+        if method == "fft":
+            y = fft_correlate(xp, k, *args)
+        elif method == "separable" and plan.ndim > 1:
+            y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
+        else:  # direct, or separable of a 1-D kernel (already a single pass)
+            y = direct_correlate(xp, k, *args)
+        y = np.array(y, dtype=cd, copy=True).reshape(plan.out_shape)
+        return finish(y, plan.result_dtype, plan.clip)
+
+    def conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
+        """Kernel bank: x (N, C, *S) or (N, *S, C) -> plan.out_shape (batched form)."""
+        cd = plan.compute_dtype
+        x = np.asarray(x).astype(cd, copy=False)
+        w = np.asarray(weight, dtype=cd)
+        nd = len(plan.in_spatial)
+        if plan.channels_last:
+            widths = [(0, 0)] + list(zip(plan.pad_lo, plan.pad_hi)) + [(0, 0)]
+        else:
+            widths = [(0, 0), (0, 0)] + list(zip(plan.pad_lo, plan.pad_hi))
+        xp = np.pad(x, widths, mode=plan.boundary) if plan.boundary != "constant" else np.pad(x, widths)
+        engine = conv_channels_last if plan.channels_last else conv_channels_first
+        y = engine(xp, w, plan.groups, plan.out_spatial, plan.stride, plan.dilation)
+        if bias is not None:
+            b = np.asarray(bias, dtype=cd)
+            y += b if plan.channels_last else b.reshape((-1,) + (1,) * nd)
+        y = apply_activation(y, plan.activation)
+        return finish(y, plan.result_dtype, plan.clip)

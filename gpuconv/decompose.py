@@ -1,0 +1,41 @@
+"""Separable decomposition of kernels: a sum of rank-1 terms (outer products of 1-D taps).
+
+Backend-independent math on the small kernel; the numpy backend runs each term as 1-D
+passes, and the CUDA backend will do the same with its fused row/column kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def rank_tolerance(kernel_shape: tuple, dtype) -> float:
+    """Relative singular-value cut-off: terms below it change results by less than the
+    compute dtype's rounding (numpy.linalg.matrix_rank's rule, in the compute precision)."""
+    return float(max(kernel_shape) * np.finfo(np.dtype(dtype)).eps)
+
+
+def separable_terms(kernel: np.ndarray, rtol: float) -> list:
+    """Split an N-D kernel into terms [t_0, ..., t_{n-1}] (1-D tap vectors, one per axis)
+    whose outer products sum to `kernel` within `rtol` relative to its largest singular value.
+
+    A 2-D kernel of rank r gives r terms. A 3-D kernel unfolds its first axis against the
+    rest, and each right factor is split again, so it gives up to r1*r2 terms.
+
+    Examples
+    --------
+    >>> g = np.array([1.0, 2.0, 1.0])
+    >>> terms = separable_terms(np.outer(g, [1.0, 0.0, -1.0]), 1e-12)
+    >>> len(terms), np.allclose(np.outer(*terms[0]), np.outer(g, [1.0, 0.0, -1.0]))
+    (1, True)
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim == 1:
+        return [[kernel.copy()]]
+    u, s, vt = np.linalg.svd(kernel.reshape(kernel.shape[0], -1), full_matrices=False)
+    if s[0] == 0.0:  # all-zero kernel: one term of zeros keeps the shapes
+        return [[np.zeros(n) for n in kernel.shape]]
+    terms = []
+    for r in np.flatnonzero(s > rtol * s[0]):
+        for sub in separable_terms(vt[r].reshape(kernel.shape[1:]), rtol):
+            terms.append([u[:, r] * s[r]] + sub)
+    return terms
