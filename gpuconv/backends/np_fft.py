@@ -50,7 +50,7 @@ def fft_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride
     span = tuple(d * (k - 1) + 1 for k, d in zip(kernel.shape, dilation))
     kd = np.zeros(span, dtype=xp.dtype)
     kd[tuple(slice(None, None, d) for d in dilation)] = kernel
-    kf = np.conj(np.fft.rfftn(kd, s=lengths))
+    kf = np.conj(np.fft.rfftn(kd, s=lengths, axes=tuple(range(nd))))
     spectrum_bytes = np.prod(lengths[:-1], dtype=np.int64) * (lengths[-1] // 2 + 1) * 2 * xp.itemsize
     chunk = max(1, int(_WORKSPACE_BYTES // max(3 * spectrum_bytes, 1)))
     take = tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(out_sliding, stride))

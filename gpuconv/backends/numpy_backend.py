@@ -25,6 +25,17 @@ def pad(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0.0) -
     return np.pad(x, widths, mode=boundary)
 
 
+def taps_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride: tuple,
+                   dilation: tuple) -> np.ndarray:
+    """One strided multiply-add per kernel tap: slow, but each output sums exactly its own
+    window, so NaN and inf stay where IEEE arithmetic puts them."""
+    y = np.zeros((xp.shape[0],) + tuple(out_sliding), dtype=xp.dtype)
+    for idx in np.ndindex(*kernel.shape):
+        window = tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, d, o, s in zip(idx, dilation, out_sliding, stride))
+        y += kernel[idx] * xp[(slice(None),) + window]
+    return y
+
+
 def separable_correlate(xp: np.ndarray, terms: list, out_sliding: tuple, stride: tuple,
                         dilation: tuple) -> np.ndarray:
     """Sum over terms of 1-D passes along each sliding axis (last axis first)."""
@@ -57,6 +68,10 @@ class NumpyBackend:
 
     def correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
         """Correlate x (*batch, *sliding) with kernel; returns plan.out_shape in plan.result_dtype."""
+        with np.errstate(invalid="ignore", over="ignore"):  # IEEE results are the contract
+            return self._correlate(x, kernel, plan)
+
+    def _correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
         cd = plan.compute_dtype
         xb = np.asarray(x).reshape((-1,) + tuple(plan.in_sliding)).astype(cd, copy=False)
         k = np.asarray(kernel, dtype=cd)
@@ -69,11 +84,20 @@ class NumpyBackend:
             y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
         else:  # direct, or separable of a 1-D kernel (already a single pass)
             y = direct_correlate(xp, k, *args)
+        if not np.isfinite(np.sum(y)):
+            # The GEMM and FFT paths multiply every input of a block (or plane) by the zeros
+            # of the band, so one NaN/inf input would poison outputs it does not reach. A
+            # finite sum proves no such input was touched; otherwise redo it tap by tap.
+            y = taps_correlate(xp, k, *args)
         y = np.array(y, dtype=cd, copy=True).reshape(plan.out_shape)
         return finish(y, plan.result_dtype, plan.clip)
 
     def conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
         """Kernel bank: x (N, C, *S) or (N, *S, C) -> plan.out_shape (batched form)."""
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self._conv(x, weight, bias, plan)
+
+    def _conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
         cd = plan.compute_dtype
         x = np.asarray(x).astype(cd, copy=False)
         w = np.asarray(weight, dtype=cd)
