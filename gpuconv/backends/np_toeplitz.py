@@ -13,9 +13,12 @@ stride and dilation): y[i] = sum_j k[j] * xp[i*s + j*d] along every sliding axis
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from .np_threads import run_chunks
 
 # Gathered-patch chunk size (elements): a few MB, so a chunk's copy and its GEMM stay
 # near the L2/L3 caches instead of streaming a whole im2col buffer through memory.
@@ -60,51 +63,66 @@ def _pad_last(xp: np.ndarray, axis_len: int, axis: int) -> np.ndarray:
     return np.pad(xp, widths)
 
 
+def _geometry(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride: tuple, dilation: tuple) -> dict:
+    """Block sizes of direct_correlate and the padded extent it needs (see padded_extent)."""
+    kw, s_w, d_w = kernel_shape[-1], stride[-1], dilation[-1]
+    bw = block_width(kw, s_w, d_w)
+    lw = (bw - 1) * s_w + (kw - 1) * d_w + 1
+    nb = -(-out_sliding[-1] // bw)
+    w_need = max(padded[-1], (nb - 1) * bw * s_w + lw)
+    if len(kernel_shape) == 1:
+        # each row a whole number of blocks, so block q of the flattened batch starts at q*bw*s
+        row = -(-w_need // (bw * s_w)) * bw * s_w
+        return dict(bw=bw, lw=lw, nb=nb, extent=(row,))
+    s0 = stride[0]
+    return dict(bw=bw, lw=lw, nb=nb, extent=(-(-padded[0] // s0) * s0,) + tuple(padded[1:-1]) + (w_need,))
+
+
+def padded_extent(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride: tuple, dilation: tuple) -> tuple:
+    """The sliding shape direct_correlate works on without copying its input: `padded`
+    grown at the end of the first axis (to a multiple of its stride) and of the last axis
+    (to whole blocks). Callers that pad anyway can pad to this directly."""
+    return _geometry(padded, kernel_shape, out_sliding, stride, dilation)["extent"]
+
+
 def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride: tuple,
                      dilation: tuple) -> np.ndarray:
     """Valid correlation of `xp` (batch, *P) with an N-D `kernel` over the trailing axes.
 
     The last axis is blocked into Toeplitz products; every other sliding axis is gathered
     (one row per kernel tap along it) into the contraction. The batch is merged into the
-    first sliding axis so that one strided view covers the whole input: padding that axis to
-    a multiple of its stride makes output rows equally spaced across images, and the few
-    outputs that straddle two images are computed and dropped.
+    first sliding axis (the blocks, for 1-D kernels) so that one strided view covers the
+    whole input: padding that axis to a multiple of its stride makes outputs equally spaced
+    across images, and the few outputs that straddle two images are computed and dropped.
+    `xp` may already be extended to padded_extent(...); otherwise it is copied once.
 
     Returns an array of shape (batch, *out_sliding) (a view into a larger buffer).
     """
     nd = kernel.ndim
-    bt, padded = xp.shape[0], xp.shape[1:]
-    kw, s_w, d_w = kernel.shape[-1], stride[-1], dilation[-1]
-    o_w = out_sliding[-1]
-    bw = block_width(kw, s_w, d_w)
-    lw = (bw - 1) * s_w + (kw - 1) * d_w + 1
-    nb = -(-o_w // bw)
-    t2 = toeplitz_blocks(kernel, bw, s_w, d_w)
-    it = xp.dtype.itemsize
+    bt = xp.shape[0]
+    g = _geometry(xp.shape[1:], kernel.shape, out_sliding, stride, dilation)
+    bw, lw, nb, extent = g["bw"], g["lw"], g["nb"], g["extent"]
+    buf = xp
+    for axis in (1, xp.ndim - 1):
+        buf = _pad_last(buf, extent[axis - 1], axis)
+    buf = np.ascontiguousarray(buf)
+    t2 = toeplitz_blocks(kernel, bw, stride[-1], dilation[-1])
+    it = buf.dtype.itemsize
+    s_w = stride[-1]
 
     if nd == 1:
-        # Each row holds a whole number of blocks, so block q starts at q*bw*s in the flat
-        # buffer; one trailing zero block keeps the last window in bounds.
-        nbr = max(nb, -(-padded[0] // (bw * s_w)))
-        row = nbr * bw * s_w
-        buf = np.zeros(bt * row + lw, dtype=xp.dtype)
-        buf[: bt * row].reshape(bt, row)[:, : padded[0]] = xp
-        n_rows = bt * nbr
+        nbr = extent[0] // (bw * s_w)
+        n_rows = (bt - 1) * nbr + nb  # blocks past this would read beyond the buffer
         view = as_strided(buf, shape=(n_rows, lw), strides=(bw * s_w * it, it), writeable=False)
-        y = np.empty((n_rows, bw), dtype=xp.dtype)
-        _chunked_gemm(view, t2, y, n_rows, n_rows)
-        return y.reshape(bt, nbr * bw)[:, :o_w]
+        y = np.empty((bt * nbr, bw), dtype=buf.dtype)
+        _chunked_gemm(view, t2, y, n_rows, bt * nbr)
+        return y.reshape(bt, nbr * bw)[:, :out_sliding[0]]
 
     s0, d0 = stride[0], dilation[0]
-    p0 = -(-padded[0] // s0) * s0
-    m0 = p0 // s0
-    w_need = (nb - 1) * bw * s_w + lw
-    buf = _pad_last(_pad_last(np.ascontiguousarray(xp), p0, 1), max(w_need, padded[-1]), xp.ndim - 1)
-    buf = np.ascontiguousarray(buf)
+    m0 = extent[0] // s0
     st = buf.strides  # (batch, axis0, inner..., last)
     inner_out = tuple(out_sliding[1:-1])
     inner_k = tuple(kernel.shape[:-1])
-    shape = (bt * m0,) + inner_out + (nb,) + inner_k + (lw,)
     strides = ((s0 * st[1],)
                + tuple(s * st[2 + i] for i, s in enumerate(stride[1:-1]))
                + (bw * s_w * it,)
@@ -112,11 +130,11 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
                + tuple(d * st[2 + i] for i, d in enumerate(dilation[1:-1]))
                + (it,))
     n_rows = (bt - 1) * m0 + out_sliding[0]  # rows past this would read beyond the buffer
-    view = as_strided(buf, shape=(n_rows,) + shape[1:], strides=strides, writeable=False)
-    y = np.empty((bt * m0,) + inner_out + (nb * bw,), dtype=xp.dtype)
+    view = as_strided(buf, shape=(n_rows,) + inner_out + (nb,) + inner_k + (lw,), strides=strides, writeable=False)
+    y = np.empty((bt * m0,) + inner_out + (nb * bw,), dtype=buf.dtype)
     _chunked_gemm(view, t2, y, n_rows, bt * m0)
     y = y.reshape((bt, m0) + inner_out + (nb * bw,))
-    return y[(slice(None), slice(0, out_sliding[0])) + tuple(slice(0, o) for o in inner_out) + (slice(0, o_w),)]
+    return y[(slice(None), slice(0, out_sliding[0])) + tuple(slice(0, o) for o in inner_out) + (slice(0, out_sliding[-1]),)]
 
 
 def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, y_rows: int) -> None:
@@ -125,46 +143,56 @@ def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, 
     rows = max(1, _CHUNK_ELEMS // max(per_row, 1))
     k_len, bw = t2.shape
     y2 = y.reshape(y_rows, -1)
-    scratch = np.empty((min(rows, n_rows),) + view.shape[1:], dtype=view.dtype)
-    for r0 in range(0, n_rows, rows):
+    local = threading.local()  # one scratch buffer per worker thread
+
+    def work(r0):
         r1 = min(r0 + rows, n_rows)
-        z = scratch[: r1 - r0]
+        if getattr(local, "scratch", None) is None:
+            local.scratch = np.empty((min(rows, n_rows),) + view.shape[1:], dtype=view.dtype)
+        z = local.scratch[: r1 - r0]
         np.copyto(z, view[r0:r1])
         np.matmul(z.reshape(-1, k_len), t2, out=y2[r0:r1].reshape(-1, bw))
+
+    run_chunks(list(range(0, n_rows, rows)), work)
 
 
 def axis_pass(x: np.ndarray, taps: np.ndarray, axis: int, out_len: int, stride: int, dilation: int) -> np.ndarray:
     """Valid 1-D correlation of `x` along `axis` with `taps`, as banded left products.
 
-    For a non-last axis the data after it is contiguous, so a block of `bh` outputs is
-    T (bh, Lh) @ x[rows] with x's rows used in place (no gather): one GEMM per block whose
-    long dimension is everything after `axis`. The last axis goes to direct_correlate.
+    For a non-last axis the data after it is a row with unit stride, so a block of `bh`
+    outputs is T (bh, Lh) @ x[rows] with x's rows read in place (no gather): one GEMM per
+    block, written straight into the result, blocks spread over the workers. The last axis
+    goes to direct_correlate.
     """
     axis = axis % x.ndim
     if axis == x.ndim - 1:
         lead = x.shape[:-1]
         y = direct_correlate(x.reshape(-1, x.shape[-1]), taps, (out_len,), (stride,), (dilation,))
         return y.reshape(lead + (out_len,))
-    x = np.ascontiguousarray(x)
     pre = int(np.prod(x.shape[:axis], dtype=np.int64))
     n = x.shape[axis]
     post = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
-    x3 = x.reshape(pre, n, post)
+    try:  # a view when x's rows after `axis` are one unit-stride run (the usual case)
+        x3 = x.reshape(pre, n, post) if x.strides[-1] == x.itemsize else None
+    except ValueError:
+        x3 = None
+    if x3 is None or x3.strides[-1] != x.itemsize:
+        x3 = np.ascontiguousarray(x).reshape(pre, n, post)
     k = taps.shape[0]
     bh = block_width(k, stride, dilation)
     y = np.empty((pre, out_len, post), dtype=x.dtype)
-    it = x.dtype.itemsize
     full = out_len // bh
-    if full:
-        lh = (bh - 1) * stride + (k - 1) * dilation + 1
-        t = toeplitz_blocks(taps, bh, stride, dilation).T  # (bh, lh)
-        view = as_strided(x3, shape=(pre, full, lh, post),
-                          strides=(n * post * it, bh * stride * post * it, post * it, it), writeable=False)
-        y[:, : full * bh] = np.matmul(t, view).reshape(pre, full * bh, post)
     rem = out_len - full * bh
+    bands = {bh: toeplitz_blocks(taps, bh, stride, dilation).T}  # (bh, lh)
     if rem:
-        start = full * bh * stride
-        lr = (rem - 1) * stride + (k - 1) * dilation + 1
-        t = toeplitz_blocks(taps, rem, stride, dilation).T  # (rem, lr)
-        y[:, full * bh:] = np.matmul(t, x3[:, start:start + lr])
+        bands[rem] = toeplitz_blocks(taps, rem, stride, dilation).T
+
+    def work(job):
+        p, b = divmod(job, full + (1 if rem else 0))
+        rows = bh if b < full else rem
+        t = bands[rows]
+        start = b * bh * stride
+        np.matmul(t, x3[p, start:start + t.shape[1]], out=y[p, b * bh:b * bh + rows])
+
+    run_chunks(list(range(pre * (full + (1 if rem else 0)))), work)
     return y.reshape(x.shape[:axis] + (out_len,) + x.shape[axis + 1:])

@@ -14,15 +14,24 @@ from ..dtypes import finish
 from ..plan import ConvPlan, CorrelatePlan
 from .np_bank import apply_activation, conv_channels_first, conv_channels_last
 from .np_fft import fft_correlate
-from .np_toeplitz import axis_pass, direct_correlate
+from .np_pad import pad_into
+from .np_threads import run_chunks
+from .np_toeplitz import axis_pass, direct_correlate, padded_extent
 
 
-def pad(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0.0) -> np.ndarray:
-    """numpy.pad of the trailing len(lo) axes of x with the given boundary mode."""
-    widths = [(0, 0)] * (x.ndim - len(lo)) + list(zip(lo, hi))
-    if boundary == "constant":
-        return np.pad(x, widths, mode="constant", constant_values=cval)
-    return np.pad(x, widths, mode=boundary)
+def compact(y: np.ndarray) -> tuple:
+    """A C-contiguous copy of the engine's result view, made on all workers, and whether
+    every value is finite (a sum per chunk: NaN or inf anywhere makes it non-finite)."""
+    out = np.empty(y.shape, dtype=y.dtype)
+    step = max(1, -(-y.shape[0] // 8))
+    sums = {}
+
+    def work(b0):
+        np.copyto(out[b0:b0 + step], y[b0:b0 + step])
+        sums[b0] = np.sum(out[b0:b0 + step])
+
+    run_chunks(list(range(0, y.shape[0], step)), work)
+    return out, bool(np.isfinite(sum(sums.values())))
 
 
 def taps_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride: tuple,
@@ -73,24 +82,35 @@ class NumpyBackend:
 
     def _correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
         cd = plan.compute_dtype
-        xb = np.asarray(x).reshape((-1,) + tuple(plan.in_sliding)).astype(cd, copy=False)
+        xb = np.asarray(x).reshape((-1,) + tuple(plan.in_sliding))
         k = np.asarray(kernel, dtype=cd)
         method, terms = self.resolve_method(plan, kernel)
-        xp = pad(xb, plan.pad_lo, plan.pad_hi, plan.boundary, plan.cval)
         args = (plan.out_sliding, plan.stride, plan.dilation)
+        hi = plan.pad_hi
+        if method == "direct" or plan.ndim == 1 and method == "separable":
+            method = "direct"
+            # pad straight to the engine's working extent: one copy of the input in all
+            extent = padded_extent(plan.padded_sliding, plan.kernel_shape, *args)
+            hi = tuple(h + e - p for h, e, p in zip(hi, extent, plan.padded_sliding))
+        elif method == "separable":
+            # the first pass runs along the last axis: give it whole blocks the same way
+            last = padded_extent(plan.padded_sliding[-1:], plan.kernel_shape[-1:], plan.out_sliding[-1:],
+                                 plan.stride[-1:], plan.dilation[-1:])[0]
+            hi = hi[:-1] + (hi[-1] + last - plan.padded_sliding[-1],)
+        xp = pad_into(xb, plan.pad_lo, hi, plan.boundary, plan.cval, dtype=cd)
         if method == "fft":
             y = fft_correlate(xp, k, *args)
-        elif method == "separable" and plan.ndim > 1:
+        elif method == "separable":
             y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
-        else:  # direct, or separable of a 1-D kernel (already a single pass)
+        else:
             y = direct_correlate(xp, k, *args)
-        if not np.isfinite(np.sum(y)):
+        y, finite = compact(y)
+        if not finite:
             # The GEMM and FFT paths multiply every input of a block (or plane) by the zeros
             # of the band, so one NaN/inf input would poison outputs it does not reach. A
             # finite sum proves no such input was touched; otherwise redo it tap by tap.
             y = taps_correlate(xp, k, *args)
-        y = np.array(y, dtype=cd, copy=True).reshape(plan.out_shape)
-        return finish(y, plan.result_dtype, plan.clip)
+        return finish(y.reshape(plan.out_shape), plan.result_dtype, plan.clip)
 
     def conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
         """Kernel bank: x (N, C, *S) or (N, *S, C) -> plan.out_shape (batched form)."""

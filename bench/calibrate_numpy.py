@@ -1,0 +1,100 @@
+"""Re-measure the numpy backend's cost-model constants and rewrite gpuconv/data/numpy_cost.json.
+
+Runs each method on a spread of problems (1-D to 3-D, small to large kernels, strides), fits
+seconds = sum(constant[f] * feature[f]) by non-negative least squares on relative error,
+prints the fit quality and how often the fitted model picks the truly fastest method.
+
+    python -m bench.calibrate_numpy            # writes the constants
+    python -m bench.calibrate_numpy --dry-run  # only reports
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+
+import gpuconv
+from gpuconv import costmodel
+from gpuconv.plan import CorrelatePlan, mode_pads
+from bench.timing import median_seconds
+
+DATA = Path(gpuconv.__file__).parent / "data" / "numpy_cost.json"
+
+# (batch shape, sliding shape, kernel shape, stride)
+CASES = [
+    ((8,), (256, 256), (3, 3), 1), ((8,), (256, 256), (5, 5), 1), ((4,), (256, 256), (11, 11), 1),
+    ((2,), (256, 256), (21, 21), 1), ((1,), (512, 512), (31, 31), 1), ((1,), (512, 512), (63, 63), 1),
+    ((16,), (64, 64), (3, 3), 1), ((1,), (32, 32), (5, 5), 1), ((1,), (16,), (3,), 1), ((4,), (128, 128), (7, 7), 2),
+    ((1,), (1 << 18,), (3,), 1), ((1,), (1 << 18,), (101,), 1), ((1,), (1 << 16,), (1001,), 1),
+    ((2,), (32, 32, 32), (3, 3, 3), 1), ((1,), (24, 24, 24), (7, 7, 7), 1), ((3,), (200, 300), (1, 15), 1),
+]
+
+
+def make_plan(batch, sliding, kshape, stride, method):
+    pads = [mode_pads(n, k, "same", stride, 1) for n, k in zip(sliding, kshape)]
+    nd = len(kshape)
+    return CorrelatePlan(batch_shape=batch, in_sliding=sliding, kernel_shape=kshape, out_sliding=tuple(p[2] for p in pads),
+                         pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=(stride,) * nd,
+                         dilation=(1,) * nd, boundary="constant", cval=0.0, compute_dtype=np.dtype(np.float32),
+                         result_dtype=np.dtype(np.float32), clip=None, method=method)
+
+
+def measure(rng):
+    rows = []
+    warm = rng.standard_normal((8, 256, 256)).astype(np.float32)
+    for method in ("direct", "fft", "separable"):  # wake BLAS threads and FFT caches first
+        median_seconds(lambda: gpuconv.correlate(warm, np.ones((3, 3), np.float32), "same", method=method), repeat=3)
+    for batch, sliding, kshape, stride in CASES:
+        x = rng.standard_normal(batch + sliding).astype(np.float32)
+        # full-rank kernels so separable's cost (rank terms) is exercised honestly
+        k = rng.standard_normal(kshape).astype(np.float32)
+        rank = min(kshape) if len(kshape) == 2 else (kshape[0] * min(kshape[1:]) if len(kshape) == 3 else None)
+        for method in ("direct", "fft", "separable"):
+            if method == "separable" and rank is None:
+                continue
+            t = median_seconds(lambda: gpuconv.correlate(x, k, "same", stride=stride, method=method), repeat=3)
+            plan = make_plan(batch, sliding, kshape, stride, method)
+            rows.append((batch, sliding, kshape, stride, method, rank, t, costmodel.features(plan, method, rank)))
+            print(f"{str(batch + sliding):>18} k={str(kshape):<12} s={stride} {method:<9} {t * 1e3:9.2f} ms", flush=True)
+    return rows
+
+
+def fit(rows):
+    from scipy.optimize import nnls  # bench extra
+
+    a = np.array([[r[7][f] for f in costmodel.FEATURES] for r in rows])
+    t = np.array([r[6] for r in rows])
+    scale = a.max(axis=0) + 1e-300
+    sol, _ = nnls((a / scale) / t[:, None], np.ones_like(t))
+    return dict(zip(costmodel.FEATURES, (sol / scale).tolist()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+    rows = measure(np.random.default_rng(0))
+    consts = fit(rows)
+    pred = {(str(r[0] + r[1]), r[2], r[3], r[4]): sum(consts[f] * r[7][f] for f in costmodel.FEATURES) for r in rows}
+    errs = [abs(pred[(str(r[0] + r[1]), r[2], r[3], r[4])] / r[6] - 1) for r in rows]
+    print(f"median relative error {np.median(errs):.2f}, max {max(errs):.2f}")
+    right, total, regret = 0, 0, []
+    for case in CASES:
+        sub = [r for r in rows if (r[0], r[1], r[2], r[3]) == case]
+        best = min(sub, key=lambda r: r[6])
+        chosen = min(sub, key=lambda r: pred[(str(r[0] + r[1]), r[2], r[3], r[4])])
+        right += best is chosen
+        total += 1
+        regret.append(chosen[6] / best[6])
+    print(f"model picks the fastest method in {right}/{total} cases; worst slowdown of its pick {max(regret):.2f}x")
+    consts["machine"] = f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip()
+    if not args.dry_run:
+        DATA.write_text(json.dumps(consts, indent=1) + "\n")
+        print("wrote", DATA)
+
+
+if __name__ == "__main__":
+    main()
