@@ -54,22 +54,21 @@ def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out
     if out is not None:
         result_dtype = checks.check_out_array(out, tuple(out_full), xa, requested)
     plan = CorrelatePlan(
-        batch_shape=tuple(xa.shape[a] for a in batch_axes), in_sliding=in_sliding, kernel_shape=ka.shape,
+        batch_shape=tuple(xa.shape[a] for a in batch_axes), in_sliding=in_sliding, axes=axes, in_shape=xa.shape,
+        kernel_shape=ka.shape,
         out_sliding=tuple(p[2] for p in pads), pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads),
         stride=stride, dilation=dilation, boundary=boundary, cval=cval, compute_dtype=compute_dtype(xa.dtype),
         result_dtype=np.dtype(result_dtype), clip=clip, method=method)
     if flip:
         ka = ka[(slice(None, None, -1),) * nd]
-    trailing = tuple(range(xa.ndim - nd, xa.ndim))
     if plan.n_outputs == 0:
-        y = np.empty(plan.out_shape, dtype=plan.result_dtype)
+        y = np.empty(plan.result_shape, dtype=plan.result_dtype)
     else:
-        y = get_backend(name).correlate(np.moveaxis(xa, axes, trailing), ka, plan)
-    y = np.moveaxis(y, trailing, axes)
+        y = get_backend(name).correlate(xa, ka, plan)
     if out is not None:
         out[...] = y
         return out
-    return wrap_like(x, np.ascontiguousarray(y))
+    return wrap_like(x, y)
 
 
 def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,

@@ -50,12 +50,13 @@ def integer_bounds(int_dtype: np.dtype, float_dtype: np.dtype) -> tuple:
     return lo, hi
 
 
-def finish(y: np.ndarray, result_dtype: np.dtype, clip=None) -> np.ndarray:
+def finish(y: np.ndarray, result_dtype: np.dtype, clip=None, out=None, finite: bool = False) -> np.ndarray:
     """Apply the output epilogue to a compute-dtype result `y` (may modify `y` in place).
 
     `clip=(lo, hi)` clamps first (either side may be None). An integer `result_dtype` then
     rounds half to even and saturates to the type's range (OpenCV's saturate_cast): +inf goes
     to the maximum, -inf to the minimum and NaN to 0. Float results are a plain cast.
+    With `out`, the result is written there; `finite=True` promises y holds no NaN/inf.
 
     Examples
     --------
@@ -68,6 +69,10 @@ def finish(y: np.ndarray, result_dtype: np.dtype, clip=None) -> np.ndarray:
     if result_dtype.kind in "iu":
         lo, hi = integer_bounds(result_dtype, y.dtype)
         np.rint(y, out=y)
-        np.nan_to_num(y, copy=False, nan=0.0, posinf=hi, neginf=lo)
+        if not finite:  # callers that know there is no NaN/inf skip this pass
+            np.nan_to_num(y, copy=False, nan=0.0, posinf=hi, neginf=lo)
         np.clip(y, lo, hi, out=y)
-    return y.astype(result_dtype, copy=False)
+    if out is None:
+        return y.astype(result_dtype, copy=False)
+    np.copyto(out, y, casting="unsafe")
+    return out

@@ -38,13 +38,16 @@ def mode_pads(n: int, k: int, mode: str, stride: int, dilation: int) -> tuple:
 class CorrelatePlan:
     """A checked correlate/convolve call over the trailing sliding axes of a batch.
 
-    The API moves the sliding axes of x to the end (in kernel order) before a backend sees
-    it, so `in_sliding` are the trailing dimensions of the array the backend gets and
-    `batch_shape` the leading ones.
+    `axes` are x's sliding axes in kernel order; `in_sliding` their lengths and
+    `batch_shape` the lengths of the other axes, in order. A backend returns the result in
+    x's axis order (`result_shape`); `out_shape` is the same result with the sliding axes
+    moved to the end.
     """
 
     batch_shape: tuple
     in_sliding: tuple
+    axes: tuple
+    in_shape: tuple
     kernel_shape: tuple
     out_sliding: tuple
     pad_lo: tuple
@@ -61,6 +64,14 @@ class CorrelatePlan:
     @property
     def ndim(self) -> int:
         return len(self.kernel_shape)
+
+    @property
+    def result_shape(self) -> tuple:
+        """The result in x's own axis order (sliding axes where they were in x)."""
+        shape = list(self.in_shape)
+        for a, o in zip(self.axes, self.out_sliding):
+            shape[a] = o
+        return tuple(shape)
 
     @property
     def out_shape(self) -> tuple:

@@ -23,12 +23,14 @@ def pad_into(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0
     sizes = x.shape[lead:]
     shape = x.shape[:lead] + tuple(n + a + b for n, a, b in zip(sizes, lo, hi))
     buf = np.empty(shape, dtype=dtype)
-    interior = (Ellipsis,) + tuple(slice(a, a + n) for a, n in zip(lo, sizes))
-    flat_in = x.reshape((-1,) + sizes) if lead else x[None]
-    flat_out = buf.reshape((-1,) + shape[lead:]) if lead else buf[None]
-    step = max(1, -(-flat_in.shape[0] // 8))
-    run_chunks(list(range(0, flat_in.shape[0], step)),
-               lambda b0: np.copyto(flat_out[(slice(b0, b0 + step),) + interior[1:]], flat_in[b0:b0 + step], casting="unsafe"))
+    interior = tuple(slice(a, a + n) for a, n in zip(lo, sizes))
+    # Copy (and convert) the interior in chunks of the first axis, on all workers; x may be
+    # any strided view, so no reshape (which could copy) is needed.
+    x1, b1 = (x, buf) if x.ndim > nd else (x[None], buf[None])
+    inner = (slice(None),) * (x1.ndim - nd - 1) + interior
+    step = max(1, -(-x1.shape[0] // 8))
+    run_chunks(list(range(0, x1.shape[0], step)),
+               lambda b0: np.copyto(b1[(slice(b0, b0 + step),) + inner], x1[b0:b0 + step], casting="unsafe"))
     for ax in range(nd):
         a, n, b = lo[ax], sizes[ax], hi[ax]
         if a == 0 and b == 0:

@@ -94,9 +94,12 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
     first sliding axis (the blocks, for 1-D kernels) so that one strided view covers the
     whole input: padding that axis to a multiple of its stride makes outputs equally spaced
     across images, and the few outputs that straddle two images are computed and dropped.
-    `xp` may already be extended to padded_extent(...); otherwise it is copied once.
+    `xp` may already be extended to padded_extent(...); otherwise it is copied once. It may
+    hold any real dtype (uint8 images, say): the gather converts to the kernel's dtype as it
+    copies, so no separate converted copy of the input is made.
 
-    Returns an array of shape (batch, *out_sliding) (a view into a larger buffer).
+    Returns an array of shape (batch, *out_sliding) in the kernel's dtype (a view into a
+    larger buffer).
     """
     nd = kernel.ndim
     bt = xp.shape[0]
@@ -114,7 +117,7 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
         nbr = extent[0] // (bw * s_w)
         n_rows = (bt - 1) * nbr + nb  # blocks past this would read beyond the buffer
         view = as_strided(buf, shape=(n_rows, lw), strides=(bw * s_w * it, it), writeable=False)
-        y = np.empty((bt * nbr, bw), dtype=buf.dtype)
+        y = np.empty((bt * nbr, bw), dtype=kernel.dtype)
         _chunked_gemm(view, t2, y, n_rows, bt * nbr)
         return y.reshape(bt, nbr * bw)[:, :out_sliding[0]]
 
@@ -131,7 +134,7 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
                + (it,))
     n_rows = (bt - 1) * m0 + out_sliding[0]  # rows past this would read beyond the buffer
     view = as_strided(buf, shape=(n_rows,) + inner_out + (nb,) + inner_k + (lw,), strides=strides, writeable=False)
-    y = np.empty((bt * m0,) + inner_out + (nb * bw,), dtype=buf.dtype)
+    y = np.empty((bt * m0,) + inner_out + (nb * bw,), dtype=kernel.dtype)
     _chunked_gemm(view, t2, y, n_rows, bt * m0)
     y = y.reshape((bt, m0) + inner_out + (nb * bw,))
     return y[(slice(None), slice(0, out_sliding[0])) + tuple(slice(0, o) for o in inner_out) + (slice(0, out_sliding[-1]),)]
@@ -148,9 +151,9 @@ def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, 
     def work(r0):
         r1 = min(r0 + rows, n_rows)
         if getattr(local, "scratch", None) is None:
-            local.scratch = np.empty((min(rows, n_rows),) + view.shape[1:], dtype=view.dtype)
+            local.scratch = np.empty((min(rows, n_rows),) + view.shape[1:], dtype=t2.dtype)
         z = local.scratch[: r1 - r0]
-        np.copyto(z, view[r0:r1])
+        np.copyto(z, view[r0:r1], casting="unsafe")  # gathers and converts in one copy
         np.matmul(z.reshape(-1, k_len), t2, out=y2[r0:r1].reshape(-1, bw))
 
     run_chunks(list(range(0, n_rows, rows)), work)

@@ -19,26 +19,60 @@ from .np_threads import run_chunks
 from .np_toeplitz import axis_pass, direct_correlate, padded_extent
 
 
-def compact(y: np.ndarray) -> tuple:
-    """A C-contiguous copy of the engine's result view, made on all workers, and whether
-    every value is finite (a sum per chunk: NaN or inf anywhere makes it non-finite)."""
-    out = np.empty(y.shape, dtype=y.dtype)
-    step = max(1, -(-y.shape[0] // 8))
-    sums = {}
+# Channels-last folding pays while the kernel span stretched by C stays short (image
+# channels); wider feature maps take the transposing path.
+_MAX_FOLD = 8
 
-    def work(b0):
-        np.copyto(out[b0:b0 + step], y[b0:b0 + step])
-        sums[b0] = np.sum(out[b0:b0 + step])
 
-    run_chunks(list(range(0, y.shape[0], step)), work)
-    return out, bool(np.isfinite(sum(sums.values())))
+def finish_chunks(y: np.ndarray, xp: np.ndarray, kernel: np.ndarray, args: tuple, result_dtype, clip) -> np.ndarray:
+    """Compact the engine's result view, check it, and apply the epilogue, in one pass over
+    batch chunks on all workers.
+
+    The GEMM and FFT paths multiply every input of a block (or plane) by the zeros of the
+    band, so one NaN/inf input would poison outputs it does not reach. A finite chunk sum
+    proves no such input was touched; a chunk whose sum is not finite is recomputed tap by
+    tap, which gives the IEEE result of direct summation.
+    """
+    out = np.empty(y.shape, dtype=result_dtype)
+    same_dtype = np.dtype(result_dtype) == y.dtype
+    # Chunks of about 64K values (image, band of rows), so the five passes of the epilogue
+    # run in cache; each chunk that is not finite is recomputed from its whole image.
+    rows = y.shape[1] if y.ndim > 1 else 1
+    per_row = max(1, y[0].size // rows)
+    band = max(1, min(rows, (1 << 16) // per_row))
+    jobs = [(b, r) for b in range(y.shape[0]) for r in range(0, rows, band)]
+    redo = {}
+
+    def work(job):
+        b, r = job
+        sel = (b, slice(r, r + band)) if y.ndim > 1 else (slice(b, b + 1),)
+        part = out[sel] if same_dtype else np.empty(y[sel].shape, dtype=y.dtype)
+        np.copyto(part, y[sel])
+        finite = bool(np.isfinite(np.sum(part)))
+        if not finite:
+            if b not in redo:
+                redo[b] = taps_correlate(xp[b:b + 1], kernel, *args)[0]
+            part[...] = redo[b][sel[1:]] if y.ndim > 1 else redo[b]
+        finish(part, result_dtype, clip, out=None if same_dtype else out[sel], finite=finite)
+
+    run_chunks(jobs, work)
+    return out
+
+
+def _representable(value: float, dtype) -> bool:
+    """True when `value` survives a round trip through `dtype` unchanged."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iub":
+        info = np.iinfo(dtype) if dtype.kind != "b" else None
+        return float(value).is_integer() and (info is None and value in (0, 1) or info is not None and info.min <= value <= info.max)
+    return float(np.array(value, dtype=dtype)) == value
 
 
 def taps_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride: tuple,
                    dilation: tuple) -> np.ndarray:
     """One strided multiply-add per kernel tap: slow, but each output sums exactly its own
     window, so NaN and inf stay where IEEE arithmetic puts them."""
-    y = np.zeros((xp.shape[0],) + tuple(out_sliding), dtype=xp.dtype)
+    y = np.zeros((xp.shape[0],) + tuple(out_sliding), dtype=kernel.dtype)
     for idx in np.ndindex(*kernel.shape):
         window = tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, d, o, s in zip(idx, dilation, out_sliding, stride))
         y += kernel[idx] * xp[(slice(None),) + window]
@@ -80,37 +114,73 @@ class NumpyBackend:
         with np.errstate(invalid="ignore", over="ignore"):  # IEEE results are the contract
             return self._correlate(x, kernel, plan)
 
+    @staticmethod
+    def channels_fold(x: np.ndarray, plan: CorrelatePlan, method: str) -> int:
+        """C > 1 when x is (..., *sliding, *trailing batch) in C order with trailing batch
+        size C <= _MAX_FOLD and stride 1 on the last sliding axis: the last sliding axis and
+        the trailing axes then form one axis of length W*C that a kernel dilated by C
+        filters channel by channel, with no transposes. Otherwise 1."""
+        axes, nd = plan.axes, plan.ndim
+        if method not in ("direct", "separable") or plan.stride[-1] != 1 or not x.flags.c_contiguous:
+            return 1
+        if axes != tuple(range(axes[0], axes[0] + nd)) or axes[-1] == x.ndim - 1:
+            return 1
+        c = int(np.prod(x.shape[axes[-1] + 1:]))
+        return c if 1 < c <= _MAX_FOLD else 1
+
     def _correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
         cd = plan.compute_dtype
-        xb = np.asarray(x).reshape((-1,) + tuple(plan.in_sliding))
         k = np.asarray(kernel, dtype=cd)
         method, terms = self.resolve_method(plan, kernel)
-        args = (plan.out_sliding, plan.stride, plan.dilation)
-        hi = plan.pad_hi
-        if method == "direct" or plan.ndim == 1 and method == "separable":
+        if plan.ndim == 1 and method == "separable":
             method = "direct"
-            # pad straight to the engine's working extent: one copy of the input in all
-            extent = padded_extent(plan.padded_sliding, plan.kernel_shape, *args)
-            hi = tuple(h + e - p for h, e, p in zip(hi, extent, plan.padded_sliding))
+        fold = self.channels_fold(x, plan, method)
+        nd = plan.ndim
+        if fold > 1:
+            xb = x.reshape((-1,) + tuple(plan.in_sliding) + (fold,))
+        else:
+            xb = np.moveaxis(x, plan.axes, tuple(range(x.ndim - nd, x.ndim)))  # a view
+        # Engine geometry on the (possibly folded) problem: the last axis is W*C long and
+        # the kernel steps C elements per tap along it.
+        padded = list(plan.padded_sliding)
+        dilation = plan.dilation[:-1] + (plan.dilation[-1] * fold,)
+        out_sliding = plan.out_sliding[:-1] + (plan.out_sliding[-1] * fold,)
+        args = (out_sliding, plan.stride, dilation)
+        merged = padded[:-1] + [padded[-1] * fold]
+        if method == "direct":
+            extent = padded_extent(tuple(merged), plan.kernel_shape, *args)
         elif method == "separable":
-            # the first pass runs along the last axis: give it whole blocks the same way
-            last = padded_extent(plan.padded_sliding[-1:], plan.kernel_shape[-1:], plan.out_sliding[-1:],
-                                 plan.stride[-1:], plan.dilation[-1:])[0]
-            hi = hi[:-1] + (hi[-1] + last - plan.padded_sliding[-1],)
-        xp = pad_into(xb, plan.pad_lo, hi, plan.boundary, plan.cval, dtype=cd)
+            last = padded_extent(tuple(merged[-1:]), plan.kernel_shape[-1:], out_sliding[-1:], plan.stride[-1:], dilation[-1:])
+            extent = tuple(merged[:-1]) + last
+        else:
+            extent = tuple(merged)
+        # pad straight to the engine's working extent (in whole pixels): one copy in all
+        hi = tuple(h + e - p for h, e, p in zip(plan.pad_hi[:-1], extent[:-1], merged[:-1]))
+        hi += (plan.pad_hi[-1] + -(-(extent[-1] - merged[-1]) // fold),)
+        # The direct engine converts while it gathers, so it can read the input in its own
+        # dtype (a uint8 image pads at a quarter of the float32 cost), as long as the fill
+        # value of a constant boundary is representable there.
+        pad_dtype = cd
+        if method == "direct" and (plan.boundary != "constant" or _representable(plan.cval, x.dtype)):
+            pad_dtype = x.dtype
+        if fold > 1:
+            xp = pad_into(xb, plan.pad_lo + (0,), hi + (0,), plan.boundary, plan.cval, dtype=pad_dtype)
+            xp = xp.reshape(xp.shape[:-2] + (xp.shape[-2] * fold,))
+        else:
+            xp = pad_into(xb, plan.pad_lo, hi, plan.boundary, plan.cval, dtype=pad_dtype)
+            xp = xp.reshape((-1,) + xp.shape[xp.ndim - nd:])  # contiguous: a view
         if method == "fft":
             y = fft_correlate(xp, k, *args)
         elif method == "separable":
             y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
         else:
             y = direct_correlate(xp, k, *args)
-        y, finite = compact(y)
-        if not finite:
-            # The GEMM and FFT paths multiply every input of a block (or plane) by the zeros
-            # of the band, so one NaN/inf input would poison outputs it does not reach. A
-            # finite sum proves no such input was touched; otherwise redo it tap by tap.
-            y = taps_correlate(xp, k, *args)
-        return finish(y.reshape(plan.out_shape), plan.result_dtype, plan.clip)
+        y = finish_chunks(y, xp, k, args, plan.result_dtype, plan.clip)
+        if fold > 1:
+            return y.reshape(plan.result_shape)
+        y = y.reshape(plan.out_shape)
+        trailing = tuple(range(y.ndim - nd, y.ndim))
+        return np.ascontiguousarray(np.moveaxis(y, trailing, plan.axes))
 
     def conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
         """Kernel bank: x (N, C, *S) or (N, *S, C) -> plan.out_shape (batched form)."""
