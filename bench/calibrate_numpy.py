@@ -18,6 +18,8 @@ import numpy as np
 
 import gpuconv
 from gpuconv import costmodel
+from gpuconv.backends.numpy_backend import NumpyBackend
+from gpuconv.costmodel import ENGINES
 from gpuconv.plan import CorrelatePlan, mode_pads
 from bench.timing import median_seconds
 
@@ -29,6 +31,8 @@ CASES = [
     ((2,), (256, 256), (21, 21), 1), ((1,), (512, 512), (31, 31), 1), ((1,), (512, 512), (63, 63), 1),
     ((16,), (64, 64), (3, 3), 1), ((1,), (32, 32), (5, 5), 1), ((1,), (16,), (3,), 1), ((4,), (128, 128), (7, 7), 2),
     ((1,), (1 << 18,), (3,), 1), ((1,), (1 << 18,), (101,), 1), ((1,), (1 << 16,), (1001,), 1),
+    ((1,), (1 << 21,), (3,), 1), ((1,), (1 << 21,), (101,), 1), ((1,), (1 << 20,), (1001,), 1),
+    ((24,), (512, 512), (3, 3), 1), ((4,), (1024, 1024), (1, 5), 1), ((1,), (1024, 1024), (31, 31), 1),
     ((2,), (32, 32, 32), (3, 3, 3), 1), ((1,), (24, 24, 24), (7, 7, 7), 1), ((3,), (200, 300), (1, 15), 1),
 ]
 
@@ -36,7 +40,8 @@ CASES = [
 def make_plan(batch, sliding, kshape, stride, method):
     pads = [mode_pads(n, k, "same", stride, 1) for n, k in zip(sliding, kshape)]
     nd = len(kshape)
-    return CorrelatePlan(batch_shape=batch, in_sliding=sliding, kernel_shape=kshape, out_sliding=tuple(p[2] for p in pads),
+    return CorrelatePlan(batch_shape=batch, in_sliding=sliding, axes=tuple(range(len(batch), len(batch) + nd)),
+                         in_shape=batch + sliding, kernel_shape=kshape, out_sliding=tuple(p[2] for p in pads),
                          pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=(stride,) * nd,
                          dilation=(1,) * nd, boundary="constant", cval=0.0, compute_dtype=np.dtype(np.float32),
                          result_dtype=np.dtype(np.float32), clip=None, method=method)
@@ -44,32 +49,46 @@ def make_plan(batch, sliding, kshape, stride, method):
 
 def measure(rng):
     rows = []
+    backend = NumpyBackend()
     warm = rng.standard_normal((8, 256, 256)).astype(np.float32)
-    for method in ("direct", "fft", "separable"):  # wake BLAS threads and FFT caches first
-        median_seconds(lambda: gpuconv.correlate(warm, np.ones((3, 3), np.float32), "same", method=method), repeat=3)
+    for method in ENGINES:  # wake BLAS threads and FFT caches first
+        plan = make_plan((8,), (256, 256), (3, 3), 1, method)
+        median_seconds(lambda: backend.correlate(warm, np.ones((3, 3), np.float32), plan), repeat=3)
     for batch, sliding, kshape, stride in CASES:
         x = rng.standard_normal(batch + sliding).astype(np.float32)
         # full-rank kernels so separable's cost (rank terms) is exercised honestly
         k = rng.standard_normal(kshape).astype(np.float32)
         rank = min(kshape) if len(kshape) == 2 else (kshape[0] * min(kshape[1:]) if len(kshape) == 3 else None)
-        for method in ("direct", "fft", "separable"):
+        for method in ENGINES:
             if method == "separable" and rank is None:
                 continue
-            t = median_seconds(lambda: gpuconv.correlate(x, k, "same", stride=stride, method=method), repeat=3)
+            if method == "taps" and np.prod(kshape) > 125:
+                continue  # hopeless there, and slow to time
             plan = make_plan(batch, sliding, kshape, stride, method)
+            t = median_seconds(lambda: backend.correlate(x, k, plan), repeat=5)
             rows.append((batch, sliding, kshape, stride, method, rank, t, costmodel.features(plan, method, rank)))
             print(f"{str(batch + sliding):>18} k={str(kshape):<12} s={stride} {method:<9} {t * 1e3:9.2f} ms", flush=True)
     return rows
 
 
 def fit(rows):
+    """Per engine: non-negative least squares of time on its own features, relative error."""
     from scipy.optimize import nnls  # bench extra
 
-    a = np.array([[r[7][f] for f in costmodel.FEATURES] for r in rows])
-    t = np.array([r[6] for r in rows])
-    scale = a.max(axis=0) + 1e-300
-    sol, _ = nnls((a / scale) / t[:, None], np.ones_like(t))
-    return dict(zip(costmodel.FEATURES, (sol / scale).tolist()))
+    consts = {}
+    for engine, names in costmodel.FEATURES.items():
+        sub = [r for r in rows if r[4] == engine]
+        a = np.array([[r[7].get(f, 0.0) for f in names] for r in sub])
+        t = np.array([r[6] for r in sub])
+        scale = a.max(axis=0) + 1e-300
+        sol, _ = nnls((a / scale) / t[:, None], np.ones_like(t))
+        consts[engine] = dict(zip(names, (sol / scale).tolist()))
+    return consts
+
+
+def predicted(consts, row):
+    engine, feats = row[4], row[7]
+    return sum(consts[engine][f] * feats.get(f, 0.0) for f in costmodel.FEATURES[engine])
 
 
 def main():
@@ -78,7 +97,7 @@ def main():
     args = ap.parse_args()
     rows = measure(np.random.default_rng(0))
     consts = fit(rows)
-    pred = {(str(r[0] + r[1]), r[2], r[3], r[4]): sum(consts[f] * r[7][f] for f in costmodel.FEATURES) for r in rows}
+    pred = {(str(r[0] + r[1]), r[2], r[3], r[4]): predicted(consts, r) for r in rows}
     errs = [abs(pred[(str(r[0] + r[1]), r[2], r[3], r[4])] / r[6] - 1) for r in rows]
     print(f"median relative error {np.median(errs):.2f}, max {max(errs):.2f}")
     right, total, regret = 0, 0, []
@@ -89,6 +108,9 @@ def main():
         right += best is chosen
         total += 1
         regret.append(chosen[6] / best[6])
+        if best is not chosen:
+            detail = ", ".join(f"{r[4]} {r[6] * 1e3:.1f}/{pred[(str(r[0] + r[1]), r[2], r[3], r[4])] * 1e3:.1f}" for r in sub)
+            print(f"  miss {case}: measured/predicted ms: {detail}")
     print(f"model picks the fastest method in {right}/{total} cases; worst slowdown of its pick {max(regret):.2f}x")
     consts["machine"] = f"{platform.machine()} {platform.processor() or ''} {__import__('os').cpu_count()} cores".strip()
     if not args.dry_run:

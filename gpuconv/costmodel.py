@@ -1,10 +1,13 @@
-"""Method choice for method="auto": predicted time of each method from a cost model whose
+"""Method choice for method="auto": predicted time of each engine from a cost model whose
 constants were measured on the machine named in the data file (bench/calibrate_numpy.py
 re-measures them and rewrites gpuconv/data/numpy_cost.json).
 
-The features follow what each engine does (gpuconv.backends.np_toeplitz / np_fft): GEMM
-multiply-adds including the Toeplitz band's zeros, elements gathered or copied, and the
-FFT's n log n. Each method's time is a dot product of its features with fitted constants.
+Each engine has its own features, following what it does (gpuconv.backends.np_*): its
+arithmetic (GEMM multiply-adds including the Toeplitz band's zeros, tap updates, or the FFT's
+n log n), the memory it moves (gathers, copies between passes, padding in and result out),
+and a count of fixed costs (numpy calls per chunk or block). Its predicted time is the dot
+product of those features with its own fitted constants, so no engine's constants are bent
+to fit another's.
 """
 from __future__ import annotations
 
@@ -13,13 +16,19 @@ import json
 import math
 from importlib import resources
 
-import numpy as np
 
 from .backends.np_fft import fft_lengths
 from .backends.np_toeplitz import block_width
 from .plan import CorrelatePlan
 
-FEATURES = ("flops", "copied", "fft", "calls")
+# Engines behind the public methods: "direct" runs as "toeplitz" (GEMM) or "taps".
+ENGINES = ("toeplitz", "taps", "separable", "fft")
+FEATURES = {
+    "toeplitz": ("flops", "moved", "calls"),
+    "taps": ("updates", "rows", "moved", "calls"),
+    "separable": ("flops", "moved", "calls"),
+    "fft": ("nlogn", "moved", "calls"),
+}
 
 
 @functools.lru_cache(maxsize=None)
@@ -29,71 +38,69 @@ def numpy_constants() -> dict:
     return json.loads(text)
 
 
-def _row_pass(n_rows: int, n_out: int, k: int, s: int, d: int) -> dict:
-    """Last-axis Toeplitz pass over n_rows rows producing n_out outputs each."""
+def _row_pass(n_rows: int, n_out: int, k: int, s: int, d: int, taps_lead: int = 1) -> dict:
+    """Last-axis Toeplitz pass: n_rows rows of n_out outputs, contraction over taps_lead rows."""
     bw = block_width(k, s, d)
     lw = (bw - 1) * s + (k - 1) * d + 1
     blocks = n_rows * -(-n_out // bw)
-    return {"flops": 2.0 * blocks * bw * lw, "copied": blocks * lw + blocks * bw, "fft": 0.0,
-            "calls": blocks * bw * lw / 2 ** 20 + 1}
+    return {"flops": 2.0 * blocks * bw * lw * taps_lead, "moved": blocks * (lw * taps_lead + bw),
+            "calls": blocks * bw * lw * taps_lead / 2 ** 20 + 1}
 
 
 def _column_pass(pre: int, n_out: int, post: int, k: int, s: int, d: int) -> dict:
-    """Non-last-axis banded pass: GEMMs T(bh, lh) @ x[rows] for each block."""
+    """Non-last-axis banded pass: one GEMM T(bh, lh) @ x[rows] per block."""
     bh = block_width(k, s, d)
     lh = (bh - 1) * s + (k - 1) * d + 1
-    blocks = -(-n_out // bh)
-    return {"flops": 2.0 * pre * blocks * bh * lh * post, "copied": 2.0 * pre * n_out * post, "fft": 0.0,
-            "calls": pre * blocks}
+    blocks = pre * -(-n_out // bh)
+    return {"flops": 2.0 * blocks * bh * lh * post, "moved": 2.0 * pre * n_out * post, "calls": float(blocks)}
 
 
 def _add(a: dict, b: dict, scale: float = 1.0) -> dict:
-    return {f: a.get(f, 0.0) + scale * b.get(f, 0.0) for f in FEATURES}
+    return {f: a.get(f, 0.0) + scale * b.get(f, 0.0) for f in set(a) | set(b)}
 
 
-def features(plan: CorrelatePlan, method: str, rank: int | None = None) -> dict:
-    """The cost features of running `plan` with `method` (rank: separable terms)."""
+def features(plan: CorrelatePlan, engine: str, rank: int | None = None) -> dict:
+    """The cost features of running `plan` with `engine` (rank: separable terms)."""
     bt = plan.batch_size
-    padded = plan.padded_sliding
-    out = plan.out_sliding
+    padded, out = plan.padded_sliding, plan.out_sliding
     k, s, d = plan.kernel_shape, plan.stride, plan.dilation
-    base = {"flops": 0.0, "copied": float(bt * np.prod(padded)) + float(bt * np.prod(out)), "fft": 0.0, "calls": 1.0}
-    if method == "fft":
-        lengths = fft_lengths(padded)
-        n = float(bt) * float(np.prod(lengths))
-        # A transform pair, the spectrum product and unpacking; "calls" carries the fixed
-        # cost of planning and of the numpy calls per chunk, which dominates tiny inputs.
-        return _add(base, {"fft": 2.0 * n * math.log2(max(n / bt, 2.0)), "copied": 3.0 * n, "calls": 20.0})
-    if method == "separable" and plan.ndim > 1:
-        shape = list(padded)
-        term = {}
+    n_out = float(bt) * float(math.prod(out))
+    io = {"moved": float(bt) * float(math.prod(padded)) + n_out, "calls": 1.0}
+    if engine == "fft":
+        geo = fft_lengths(padded, k, out, s, d)
+        per_block = float(math.prod([length for length, _ in geo]))
+        blocks = float(bt) * float(math.prod([n for _, n in geo]))
+        return _add(io, {"nlogn": 2.0 * blocks * per_block * math.log2(max(per_block, 2.0)),
+                         "moved": 3.0 * blocks * per_block, "calls": 20.0 + 3.0 * bt * geo[0][1]})
+    if engine == "taps":
+        n_taps = float(math.prod(k))
+        # numpy walks a 2-D/3-D slice row by row: each row of each tap costs a little extra
+        rows = float(bt) * float(math.prod(out[:-1])) * n_taps
+        return _add(io, {"updates": n_out * n_taps, "rows": rows, "calls": 2.0 * n_taps * max(1.0, n_out / 2 ** 18)})
+    if engine == "separable":
+        shape, term = list(padded), {}
         for i in reversed(range(plan.ndim)):
             if i == plan.ndim - 1:
-                rows = bt * int(np.prod(shape[:-1]))
-                term = _add(term, _row_pass(rows, out[i], k[i], s[i], d[i]))
+                term = _add(term, _row_pass(bt * math.prod(shape[:-1]), out[i], k[i], s[i], d[i]))
             else:
-                pre = bt * int(np.prod(shape[:i]))
-                post = int(np.prod(shape[i + 1:]))
-                term = _add(term, _column_pass(pre, out[i], post, k[i], s[i], d[i]))
+                term = _add(term, _column_pass(bt * math.prod(shape[:i]), out[i], math.prod(shape[i + 1:]),
+                                               k[i], s[i], d[i]))
             shape[i] = out[i]
-        base = _add(base, {"copied": float(rank) * bt * np.prod(out)})
-        return _add(base, term, float(rank))
-    # direct: one Toeplitz pass whose contraction also spans the leading kernel axes
-    taps_lead = int(np.prod(k[:-1]))
-    rows = bt * int(np.prod(out[:-1]))
-    return _add(base, _row_pass(rows, out[-1], k[-1], s[-1], d[-1]), float(taps_lead))
+        return _add(_add(io, {"moved": float(rank or 1) * n_out}), term, float(rank or 1))
+    rows = bt * math.prod(out[:-1])
+    return _add(io, _row_pass(rows, out[-1], k[-1], s[-1], d[-1], math.prod(k[:-1])))
 
 
-def predict(plan: CorrelatePlan, method: str, rank: int | None = None) -> float:
-    """Predicted seconds for `method` on the numpy backend."""
-    c = numpy_constants()
-    f = features(plan, method, rank)
-    return sum(c[name] * f[name] for name in FEATURES)
+def predict(plan: CorrelatePlan, engine: str, rank: int | None = None) -> float:
+    """Predicted seconds for `engine` on the numpy backend."""
+    c = numpy_constants()[engine]
+    f = features(plan, engine, rank)
+    return sum(c[name] * f.get(name, 0.0) for name in FEATURES[engine])
 
 
-def choose_numpy(plan: CorrelatePlan, rank: int | None) -> str:
-    """The method with the least predicted time; separable only when a rank is known."""
-    options = ["direct", "fft"]
-    if rank is not None and plan.ndim > 1:
-        options.append("separable")
+@functools.lru_cache(maxsize=4096)
+def choose_numpy(plan: CorrelatePlan, rank: int | None, allowed=ENGINES) -> str:
+    """The engine with the least predicted time among `allowed`; separable only when a rank
+    is known (and the kernel has 2 or 3 dimensions)."""
+    options = [e for e in allowed if e != "separable" or (rank is not None and plan.ndim > 1)]
     return min(options, key=lambda m: predict(plan, m, rank))

@@ -5,6 +5,8 @@ passes, and the CUDA backend will do the same with its fused row/column kernel.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -21,6 +23,8 @@ def separable_terms(kernel: np.ndarray, rtol: float) -> list:
     A 2-D kernel of rank r gives r terms. A 3-D kernel unfolds its first axis against the
     rest, and each right factor is split again, so it gives up to r1*r2 terms.
 
+    Results are cached per kernel (kernels are small and usually reused across calls).
+
     Examples
     --------
     >>> g = np.array([1.0, 2.0, 1.0])
@@ -28,6 +32,18 @@ def separable_terms(kernel: np.ndarray, rtol: float) -> list:
     >>> len(terms), np.allclose(np.outer(*terms[0]), np.outer(g, [1.0, 0.0, -1.0]))
     (1, True)
     """
+    kernel = np.ascontiguousarray(kernel, dtype=np.float64)
+    terms = _cached_terms(kernel.tobytes(), kernel.shape, float(rtol))
+    return [[t.copy() for t in term] for term in terms]
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_terms(data: bytes, shape: tuple, rtol: float) -> list:
+    return _separable_terms(np.frombuffer(data, dtype=np.float64).reshape(shape), rtol)
+
+
+def _separable_terms(kernel: np.ndarray, rtol: float) -> list:
+    """The recursion behind separable_terms (uncached)."""
     kernel = np.asarray(kernel, dtype=np.float64)
     if kernel.ndim == 1:
         return [[kernel.copy()]]
@@ -36,6 +52,6 @@ def separable_terms(kernel: np.ndarray, rtol: float) -> list:
         return [[np.zeros(n) for n in kernel.shape]]
     terms = []
     for r in np.flatnonzero(s > rtol * s[0]):
-        for sub in separable_terms(vt[r].reshape(kernel.shape[1:]), rtol):
+        for sub in _separable_terms(vt[r].reshape(kernel.shape[1:]), rtol):
             terms.append([u[:, r] * s[r]] + sub)
     return terms

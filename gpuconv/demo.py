@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     write_image(out / "sobel_left_gray.png", sobel_gray)
     tiles.append(("sobel_left (gray)", np.repeat(sobel_gray[..., None], 3, axis=2)))
     make_gallery(tiles, out / "gallery.png")
-    print(f"\nWrote {len(tiles) + 2} PNGs and gallery.png to {out}/")
+    print(f"\nWrote {len(list(out.glob('*.png')))} PNGs (gallery.png among them) to {out}/")
     return 0 if ok else 1
 
 

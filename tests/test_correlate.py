@@ -255,3 +255,31 @@ def test_nan_and_inf_stay_local(backend, method):
     finite = ~expect_nan
     finite[0:2, 68:70] = False
     assert np.isfinite(y[finite]).all() and y[10, 10] == 9.0
+
+
+# --- FFT in overlap-save blocks ----------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,kshape,stride,dilation", [
+    ((2, 300, 260), (7, 9), (2, 3), (1, 2)),
+    ((1, 5000), (15,), 3, 2),
+    ((1, 40, 50, 60), (3, 5, 4), 1, (2, 1, 1)),
+])
+def test_fft_blocks_match_reference(rng, monkeypatch, shape, kshape, stride, dilation):
+    from gpuconv.backends import np_fft
+    from gpuconv.backends.np_fft import fft_geometry
+    from gpuconv.plan import mode_pads
+
+    # small blocks regardless of the tuning, so these small inputs really use many blocks
+    monkeypatch.setattr(np_fft, "_BLOCK_OVERHEAD", 0)
+    monkeypatch.setattr(np_fft, "_MIN_BLOCK", 8)
+
+    x = rng.standard_normal(shape)
+    k = rng.standard_normal(kshape)
+    nd = len(kshape)
+    s = stride if isinstance(stride, tuple) else (stride,) * nd
+    d = dilation if isinstance(dilation, tuple) else (dilation,) * nd
+    pads = [mode_pads(n, kk, "same", ss, dd) for n, kk, ss, dd in zip(shape[-nd:], kshape, s, d)]
+    geo = fft_geometry(None, kshape, tuple(p[2] for p in pads), s, d)
+    assert max(n for _, _, n in geo) > 1  # really several blocks
+    y = gpuconv.correlate(x, k, "same", boundary="wrap", stride=stride, dilation=dilation, method="fft")
+    check(y, x, k, np.float64, mode="same", boundary="wrap", stride=stride, dilation=dilation)

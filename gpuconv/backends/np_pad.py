@@ -30,7 +30,7 @@ def pad_into(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0
     inner = (slice(None),) * (x1.ndim - nd - 1) + interior
     step = max(1, -(-x1.shape[0] // 8))
     run_chunks(list(range(0, x1.shape[0], step)),
-               lambda b0: np.copyto(b1[(slice(b0, b0 + step),) + inner], x1[b0:b0 + step], casting="unsafe"))
+               lambda b0: np.copyto(b1[(slice(b0, b0 + step),) + inner], x1[b0:b0 + step], casting="unsafe"), size=x.size)
     for ax in range(nd):
         a, n, b = lo[ax], sizes[ax], hi[ax]
         if a == 0 and b == 0:

@@ -61,13 +61,20 @@ def _get_pool(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-def run_chunks(starts: list, work) -> None:
+# Below this many elements of work a call runs serially: handing jobs to the pool costs more
+# (tens of microseconds per job) than a second core saves.
+SERIAL_BELOW = 1 << 16
+
+
+def run_chunks(starts: list, work, size: int | None = None) -> None:
     """Call work(start) for every start, spread over the workers (each with one BLAS thread).
 
     `work` must only write its own part of the output; each worker calls it for the starts
-    `starts[i::n]`, in order.
+    `starts[i::n]`, in order. `size` (elements of work in all) lets small calls run serially.
     """
     n = min(workers(), len(starts))
+    if size is not None and size < SERIAL_BELOW:
+        n = 1
     if n <= 1:
         for s in starts:
             work(s)

@@ -156,7 +156,7 @@ def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, 
         np.copyto(z, view[r0:r1], casting="unsafe")  # gathers and converts in one copy
         np.matmul(z.reshape(-1, k_len), t2, out=y2[r0:r1].reshape(-1, bw))
 
-    run_chunks(list(range(0, n_rows, rows)), work)
+    run_chunks(list(range(0, n_rows, rows)), work, size=y.size)
 
 
 def axis_pass(x: np.ndarray, taps: np.ndarray, axis: int, out_len: int, stride: int, dilation: int) -> np.ndarray:
@@ -197,5 +197,5 @@ def axis_pass(x: np.ndarray, taps: np.ndarray, axis: int, out_len: int, stride: 
         start = b * bh * stride
         np.matmul(t, x3[p, start:start + t.shape[1]], out=y[p, b * bh:b * bh + rows])
 
-    run_chunks(list(range(pre * (full + (1 if rem else 0)))), work)
+    run_chunks(list(range(pre * (full + (1 if rem else 0)))), work, size=y.size)
     return y.reshape(x.shape[:axis] + (out_len,) + x.shape[axis + 1:])

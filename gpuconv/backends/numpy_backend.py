@@ -14,7 +14,9 @@ from ..dtypes import finish
 from ..plan import ConvPlan, CorrelatePlan
 from .np_bank import apply_activation, conv_channels_first, conv_channels_last
 from .np_fft import fft_correlate
+from .np_fft import padded_extent as fft_extent
 from .np_pad import pad_into
+from .np_taps import taps_correlate
 from .np_threads import run_chunks
 from .np_toeplitz import axis_pass, direct_correlate, padded_extent
 
@@ -24,59 +26,67 @@ from .np_toeplitz import axis_pass, direct_correlate, padded_extent
 _MAX_FOLD = 8
 
 
-def finish_chunks(y: np.ndarray, xp: np.ndarray, kernel: np.ndarray, args: tuple, result_dtype, clip) -> np.ndarray:
-    """Compact the engine's result view, check it, and apply the epilogue, in one pass over
-    batch chunks on all workers.
-
-    The GEMM and FFT paths multiply every input of a block (or plane) by the zeros of the
-    band, so one NaN/inf input would poison outputs it does not reach. A finite chunk sum
-    proves no such input was touched; a chunk whose sum is not finite is recomputed tap by
-    tap, which gives the IEEE result of direct summation.
-    """
-    out = np.empty(y.shape, dtype=result_dtype)
-    same_dtype = np.dtype(result_dtype) == y.dtype
-    # Chunks of about 64K values (image, band of rows), so the five passes of the epilogue
-    # run in cache; each chunk that is not finite is recomputed from its whole image.
-    rows = y.shape[1] if y.ndim > 1 else 1
-    per_row = max(1, y[0].size // rows)
-    band = max(1, min(rows, (1 << 16) // per_row))
-    jobs = [(b, r) for b in range(y.shape[0]) for r in range(0, rows, band)]
-    redo = {}
-
-    def work(job):
-        b, r = job
-        sel = (b, slice(r, r + band)) if y.ndim > 1 else (slice(b, b + 1),)
-        part = out[sel] if same_dtype else np.empty(y[sel].shape, dtype=y.dtype)
-        np.copyto(part, y[sel])
-        finite = bool(np.isfinite(np.sum(part)))
-        if not finite:
-            if b not in redo:
-                redo[b] = taps_correlate(xp[b:b + 1], kernel, *args)[0]
-            part[...] = redo[b][sel[1:]] if y.ndim > 1 else redo[b]
-        finish(part, result_dtype, clip, out=None if same_dtype else out[sel], finite=finite)
-
-    run_chunks(jobs, work)
-    return out
-
-
 def _representable(value: float, dtype) -> bool:
     """True when `value` survives a round trip through `dtype` unchanged."""
     dtype = np.dtype(dtype)
-    if dtype.kind in "iub":
-        info = np.iinfo(dtype) if dtype.kind != "b" else None
-        return float(value).is_integer() and (info is None and value in (0, 1) or info is not None and info.min <= value <= info.max)
+    if dtype.kind == "b":
+        return value in (0.0, 1.0)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return float(value).is_integer() and info.min <= value <= info.max
     return float(np.array(value, dtype=dtype)) == value
 
 
-def taps_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride: tuple,
-                   dilation: tuple) -> np.ndarray:
-    """One strided multiply-add per kernel tap: slow, but each output sums exactly its own
-    window, so NaN and inf stay where IEEE arithmetic puts them."""
-    y = np.zeros((xp.shape[0],) + tuple(out_sliding), dtype=kernel.dtype)
-    for idx in np.ndindex(*kernel.shape):
-        window = tuple(slice(j * d, j * d + (o - 1) * s + 1, s) for j, d, o, s in zip(idx, dilation, out_sliding, stride))
-        y += kernel[idx] * xp[(slice(None),) + window]
-    return y
+class Epilogue:
+    """The end of every correlation, applied chunk by chunk: check, recompute, clip, cast.
+
+    The GEMM and FFT engines multiply every input of a block (or plane) by the zeros of the
+    band, so one NaN/inf input would poison outputs it does not reach. A finite chunk sum
+    proves no such input was touched; a chunk whose sum is not finite is recomputed tap by
+    tap, which gives the IEEE result of direct summation. Then `finish` (clip, round,
+    saturate) writes the chunk into the result.
+    """
+
+    def __init__(self, shape, compute_dtype, result_dtype, clip, xp, kernel, args, exact: bool):
+        self.out = np.empty(shape, dtype=result_dtype)
+        self.same_dtype = np.dtype(result_dtype) == np.dtype(compute_dtype)
+        self.result_dtype, self.clip = result_dtype, clip
+        self.xp, self.kernel, self.args = xp, kernel, args
+        self.exact = exact  # the engine already sums each window exactly (taps)
+        self.redo = {}
+
+    def __call__(self, part: np.ndarray, sel: tuple) -> None:
+        """Finish `part` (the engine's values for out[sel]); may modify `part`."""
+        finite = bool(np.isfinite(np.sum(part)))
+        if not finite and not self.exact:
+            b = sel[0]
+            if b not in self.redo:
+                self.redo[b] = taps_correlate(self.xp[b:b + 1], self.kernel, *self.args)[0]
+            part[...] = self.redo[b][sel[1:]]
+        if self.same_dtype:
+            finish(part, self.result_dtype, self.clip, finite=finite)
+            if not np.shares_memory(part, self.out):
+                self.out[sel] = part
+        else:
+            finish(part, self.result_dtype, self.clip, out=self.out[sel], finite=finite)
+
+
+def finish_chunks(y: np.ndarray, epilogue: Epilogue) -> np.ndarray:
+    """Run `epilogue` over an engine's result view in chunks of about 64K values
+    (image, band of rows), on all workers, so its passes run in cache."""
+    rows = y.shape[1] if y.ndim > 1 else 1
+    per_row = max(1, y[0].size // rows) if y.ndim > 1 else y.shape[-1]
+    band = max(1, min(rows, (1 << 16) // per_row))
+    jobs = [(b, r) for b in range(y.shape[0]) for r in range(0, rows, band)]
+
+    def work(job):
+        b, r = job
+        sel = (b, slice(r, r + band)) if y.ndim > 1 else (b,)
+        part = np.array(y[sel], dtype=y.dtype)  # compact copy: the view is strided
+        epilogue(part, sel)
+
+    run_chunks(jobs, work, size=y.size)
+    return epilogue.out
 
 
 def separable_correlate(xp: np.ndarray, terms: list, out_sliding: tuple, stride: tuple,
@@ -101,13 +111,19 @@ class NumpyBackend:
     name = "numpy"
 
     def resolve_method(self, plan: CorrelatePlan, kernel: np.ndarray) -> tuple:
-        """(method, separable terms or None) for this plan; 'auto' asks the cost model."""
+        """(engine, separable terms or None): "auto" asks the cost model among all engines,
+        "direct" between its two (Toeplitz GEMM, taps); 1-D kernels are never "separable"."""
         terms = None
         if plan.method in ("separable", "auto") and plan.ndim > 1:
             terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
-        if plan.method != "auto":
+        rank = len(terms) if terms else None
+        if plan.method == "auto":
+            return costmodel.choose_numpy(plan, rank), terms
+        if plan.method == "direct" or (plan.method == "separable" and plan.ndim == 1):
+            return costmodel.choose_numpy(plan, None, ("toeplitz", "taps")), terms
+        if plan.method in costmodel.ENGINES:  # "separable", "fft", or an engine named directly
             return plan.method, terms
-        return costmodel.choose_numpy(plan, len(terms) if terms else None), terms
+        raise ValueError(f"method={plan.method!r} is not a numpy engine")
 
     def correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
         """Correlate x (*batch, *sliding) with kernel; returns plan.out_shape in plan.result_dtype."""
@@ -121,7 +137,7 @@ class NumpyBackend:
         the trailing axes then form one axis of length W*C that a kernel dilated by C
         filters channel by channel, with no transposes. Otherwise 1."""
         axes, nd = plan.axes, plan.ndim
-        if method not in ("direct", "separable") or plan.stride[-1] != 1 or not x.flags.c_contiguous:
+        if method not in ("toeplitz", "taps", "separable") or plan.stride[-1] != 1 or not x.flags.c_contiguous:
             return 1
         if axes != tuple(range(axes[0], axes[0] + nd)) or axes[-1] == x.ndim - 1:
             return 1
@@ -132,8 +148,6 @@ class NumpyBackend:
         cd = plan.compute_dtype
         k = np.asarray(kernel, dtype=cd)
         method, terms = self.resolve_method(plan, kernel)
-        if plan.ndim == 1 and method == "separable":
-            method = "direct"
         fold = self.channels_fold(x, plan, method)
         nd = plan.ndim
         if fold > 1:
@@ -147,21 +161,23 @@ class NumpyBackend:
         out_sliding = plan.out_sliding[:-1] + (plan.out_sliding[-1] * fold,)
         args = (out_sliding, plan.stride, dilation)
         merged = padded[:-1] + [padded[-1] * fold]
-        if method == "direct":
+        if method == "toeplitz":
             extent = padded_extent(tuple(merged), plan.kernel_shape, *args)
         elif method == "separable":
             last = padded_extent(tuple(merged[-1:]), plan.kernel_shape[-1:], out_sliding[-1:], plan.stride[-1:], dilation[-1:])
             extent = tuple(merged[:-1]) + last
+        elif method == "fft":
+            extent = fft_extent(tuple(merged), plan.kernel_shape, *args)
         else:
             extent = tuple(merged)
         # pad straight to the engine's working extent (in whole pixels): one copy in all
         hi = tuple(h + e - p for h, e, p in zip(plan.pad_hi[:-1], extent[:-1], merged[:-1]))
         hi += (plan.pad_hi[-1] + -(-(extent[-1] - merged[-1]) // fold),)
-        # The direct engine converts while it gathers, so it can read the input in its own
+        # The direct engines convert as they read, so they can take the input in its own
         # dtype (a uint8 image pads at a quarter of the float32 cost), as long as the fill
         # value of a constant boundary is representable there.
         pad_dtype = cd
-        if method == "direct" and (plan.boundary != "constant" or _representable(plan.cval, x.dtype)):
+        if method in ("toeplitz", "taps") and (plan.boundary != "constant" or _representable(plan.cval, x.dtype)):
             pad_dtype = x.dtype
         if fold > 1:
             xp = pad_into(xb, plan.pad_lo + (0,), hi + (0,), plan.boundary, plan.cval, dtype=pad_dtype)
@@ -169,13 +185,21 @@ class NumpyBackend:
         else:
             xp = pad_into(xb, plan.pad_lo, hi, plan.boundary, plan.cval, dtype=pad_dtype)
             xp = xp.reshape((-1,) + xp.shape[xp.ndim - nd:])  # contiguous: a view
-        if method == "fft":
-            y = fft_correlate(xp, k, *args)
-        elif method == "separable":
-            y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
+        out_shape = (xp.shape[0],) + tuple(out_sliding)
+        epilogue = Epilogue(out_shape, cd, plan.result_dtype, plan.clip, xp, k, args, exact=method == "taps")
+        if method == "taps":
+            # sums each window exactly; the epilogue is fused into its chunks, and with the
+            # compute dtype as result dtype the engine writes the result buffer itself
+            taps_correlate(xp, k, *args, epilogue=epilogue, out=epilogue.out if epilogue.same_dtype else None)
+            y = epilogue.out
         else:
-            y = direct_correlate(xp, k, *args)
-        y = finish_chunks(y, xp, k, args, plan.result_dtype, plan.clip)
+            if method == "fft":
+                y = fft_correlate(xp, k, *args)
+            elif method == "separable":
+                y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
+            else:
+                y = direct_correlate(xp, k, *args)
+            y = finish_chunks(y, epilogue)
         if fold > 1:
             return y.reshape(plan.result_shape)
         y = y.reshape(plan.out_shape)
