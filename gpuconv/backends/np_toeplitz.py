@@ -86,7 +86,7 @@ def padded_extent(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride
 
 
 def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride: tuple,
-                     dilation: tuple) -> np.ndarray:
+                     dilation: tuple, epilogue=None) -> np.ndarray:
     """Valid correlation of `xp` (batch, *P) with an N-D `kernel` over the trailing axes.
 
     The last axis is blocked into Toeplitz products; every other sliding axis is gathered
@@ -99,7 +99,9 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
     copies, so no separate converted copy of the input is made.
 
     Returns an array of shape (batch, *out_sliding) in the kernel's dtype (a view into a
-    larger buffer).
+    larger buffer). `epilogue(part, (b, rows))`, if given, is called for every finished
+    chunk of valid outputs (a compact copy of image b's `rows` along the first output axis)
+    while it is still in cache.
     """
     nd = kernel.ndim
     bt = xp.shape[0]
@@ -118,8 +120,18 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
         n_rows = (bt - 1) * nbr + nb  # blocks past this would read beyond the buffer
         view = as_strided(buf, shape=(n_rows, lw), strides=(bw * s_w * it, it), writeable=False)
         y = np.empty((bt * nbr, bw), dtype=kernel.dtype)
-        _chunked_gemm(view, t2, y, n_rows, bt * nbr)
-        return y.reshape(bt, nbr * bw)[:, :out_sliding[0]]
+        o = out_sliding[0]
+
+        def finish_blocks(q0, q1):  # blocks q0..q1 of the merged rows -> images' outputs
+            for b in range(q0 // nbr, (q1 - 1) // nbr + 1):
+                first, last = max(q0, b * nbr) * bw - b * nbr * bw, min(q1, (b + 1) * nbr) * bw - b * nbr * bw
+                last = min(last, o)
+                if first < last:
+                    flat = y[b * nbr:(b + 1) * nbr].reshape(-1)
+                    epilogue(np.array(flat[first:last]), (b, slice(first, last)))
+
+        _chunked_gemm(view, t2, y, n_rows, bt * nbr, finish_blocks if epilogue else None)
+        return y.reshape(bt, nbr * bw)[:, :o]
 
     s0, d0 = stride[0], dilation[0]
     m0 = extent[0] // s0
@@ -135,13 +147,23 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
     n_rows = (bt - 1) * m0 + out_sliding[0]  # rows past this would read beyond the buffer
     view = as_strided(buf, shape=(n_rows,) + inner_out + (nb,) + inner_k + (lw,), strides=strides, writeable=False)
     y = np.empty((bt * m0,) + inner_out + (nb * bw,), dtype=kernel.dtype)
-    _chunked_gemm(view, t2, y, n_rows, bt * m0)
+    crop = tuple(slice(0, o) for o in inner_out) + (slice(0, out_sliding[-1]),)
+
+    def finish_rows(r0, r1):  # merged rows r0..r1 -> the valid rows of each image
+        for b in range(r0 // m0, (r1 - 1) // m0 + 1):
+            first, last = max(r0, b * m0), min(r1, b * m0 + out_sliding[0])
+            if first < last:
+                epilogue(np.array(y[(slice(first, last),) + crop]), (b, slice(first - b * m0, last - b * m0)))
+
+    _chunked_gemm(view, t2, y, n_rows, bt * m0, finish_rows if epilogue else None)
     y = y.reshape((bt, m0) + inner_out + (nb * bw,))
     return y[(slice(None), slice(0, out_sliding[0])) + tuple(slice(0, o) for o in inner_out) + (slice(0, out_sliding[-1]),)]
 
 
-def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, y_rows: int) -> None:
-    """y[:n_rows] = gather(view) @ t2, a chunk of leading rows at a time."""
+def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, y_rows: int,
+                  on_rows=None) -> None:
+    """y[:n_rows] = gather(view) @ t2, a chunk of leading rows at a time; on_rows(r0, r1)
+    runs after each chunk, on the same worker."""
     per_row = int(np.prod(view.shape[1:], dtype=np.int64))
     rows = max(1, _CHUNK_ELEMS // max(per_row, 1))
     k_len, bw = t2.shape
@@ -155,6 +177,8 @@ def _chunked_gemm(view: np.ndarray, t2: np.ndarray, y: np.ndarray, n_rows: int, 
         z = local.scratch[: r1 - r0]
         np.copyto(z, view[r0:r1], casting="unsafe")  # gathers and converts in one copy
         np.matmul(z.reshape(-1, k_len), t2, out=y2[r0:r1].reshape(-1, bw))
+        if on_rows is not None:
+            on_rows(r0, r1)
 
     run_chunks(list(range(0, n_rows, rows)), work, size=y.size)
 

@@ -194,12 +194,13 @@ class NumpyBackend:
             y = epilogue.out
         else:
             if method == "fft":
-                y = fft_correlate(xp, k, *args)
+                y = finish_chunks(fft_correlate(xp, k, *args), epilogue)
             elif method == "separable":
-                y = separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args)
-            else:
-                y = direct_correlate(xp, k, *args)
-            y = finish_chunks(y, epilogue)
+                y = finish_chunks(separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args),
+                                  epilogue)
+            else:  # the Toeplitz engine runs the epilogue on each chunk while it is hot
+                direct_correlate(xp, k, *args, epilogue=epilogue)
+                y = epilogue.out
         if fold > 1:
             return y.reshape(plan.result_shape)
         y = y.reshape(plan.out_shape)

@@ -1,0 +1,91 @@
+"""Every numpy engine, forced, against the float64 reference (the public methods choose
+among them by the cost model, so each must be right on its own)."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpuconv.backends.numpy_backend import NumpyBackend
+from gpuconv.costmodel import ENGINES, choose_numpy
+from gpuconv.dtypes import compute_dtype
+from gpuconv.plan import CorrelatePlan, mode_pads
+from reference import correlate as ref_correlate
+from reference import tolerance
+
+
+def make_plan(x, k, mode, boundary, stride, dilation, axes, method, out_dtype=None, clip=None):
+    nd = k.ndim
+    pads = [mode_pads(x.shape[a], kk, mode, s, d) for a, kk, s, d in zip(axes, k.shape, stride, dilation)]
+    batch_axes = [a for a in range(x.ndim) if a not in axes]
+    return CorrelatePlan(batch_shape=tuple(x.shape[a] for a in batch_axes), in_sliding=tuple(x.shape[a] for a in axes),
+                         axes=tuple(axes), in_shape=x.shape, kernel_shape=k.shape, out_sliding=tuple(p[2] for p in pads),
+                         pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=tuple(stride),
+                         dilation=tuple(dilation), boundary=boundary, cval=1.5 if x.dtype.kind == "f" else 3.0,
+                         compute_dtype=compute_dtype(x.dtype),
+                         result_dtype=np.dtype(out_dtype or compute_dtype(x.dtype)), clip=clip, method=method)
+
+
+@st.composite
+def case(draw):
+    nd = draw(st.integers(1, 3))
+    kshape = tuple(draw(st.lists(st.integers(1, 5), min_size=nd, max_size=nd)))
+    lens = {1: 60, 2: 16, 3: 8}[nd]
+    sliding = tuple(draw(st.lists(st.integers(1, lens), min_size=nd, max_size=nd)))
+    channels_last = draw(st.booleans()) and nd >= 2
+    batch = (draw(st.integers(1, 3)),)
+    shape = batch + sliding + ((draw(st.integers(2, 4)),) if channels_last else ())
+    axes = tuple(range(1, 1 + nd))
+    return dict(shape=shape, kshape=kshape, axes=axes,
+                mode=draw(st.sampled_from(["full", "same", "valid"])),
+                boundary=draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"])),
+                stride=tuple(draw(st.lists(st.integers(1, 3), min_size=nd, max_size=nd))),
+                dilation=tuple(draw(st.lists(st.integers(1, 2), min_size=nd, max_size=nd))),
+                dtype=draw(st.sampled_from([np.float32, np.float64, np.uint8])),
+                engine=draw(st.sampled_from(ENGINES)), seed=draw(st.integers(0, 2 ** 32 - 1)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(case())
+def test_engine_matches_reference(c):
+    rng = np.random.default_rng(c["seed"])
+    x = rng.standard_normal(c["shape"]) * 40
+    x = np.clip(x + 100, 0, 255).astype(np.uint8) if c["dtype"] == np.uint8 else x.astype(c["dtype"])
+    k = rng.standard_normal(c["kshape"])
+    plan = make_plan(x, k, c["mode"], c["boundary"], c["stride"], c["dilation"], c["axes"], c["engine"])
+    if 0 in plan.out_sliding:
+        return
+    y = NumpyBackend().correlate(x, k, plan)
+    ref = ref_correlate(x, k, c["mode"], c["boundary"], plan.cval, c["stride"], c["dilation"], c["axes"])
+    assert y.shape == ref.shape and y.dtype == plan.result_dtype
+    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=0, atol=4 * tolerance(x.dtype, x, k))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_uint8_out_and_nan_locality(engine, rng):
+    x = rng.standard_normal((2, 30, 40, 3)) * 60 + 100
+    x[1, 15, 20, 1] = np.nan
+    k = rng.standard_normal((3, 4))
+    plan = make_plan(x.astype(np.float32), k, "same", "reflect", (1, 1), (1, 1), (1, 2), engine, out_dtype=np.uint8,
+                     clip=(5, 250))
+    y = NumpyBackend().correlate(x.astype(np.float32), k, plan)
+    ref = ref_correlate(x, k, "same", "reflect", axes=(1, 2))
+    expect = np.clip(np.rint(np.clip(np.nan_to_num(ref, nan=0.0), 5, 250)), 0, 255)
+    expect[np.isnan(ref)] = 0  # NaN -> 0 (clip keeps NaN, the cast makes it 0)
+    assert y.dtype == np.uint8
+    assert np.abs(y.astype(int) - expect).max() <= 1  # float32 vs float64 rounding at .5
+    assert (y[np.isnan(ref)] == 0).all() and (y[~np.isnan(ref)] >= 5).all()
+
+
+def test_auto_choices_on_the_bench_workloads():
+    """The shipped constants pick the engines the measurements favoured (bench/NOTES.md)."""
+    def pick(shape, kshape, rank=None):
+        x = np.empty(shape, np.float32)
+        k = np.empty(kshape, np.float32)
+        return choose_numpy(make_plan(x, k, "same", "constant", (1,) * k.ndim, (1,) * k.ndim,
+                                      tuple(range(x.ndim - k.ndim, x.ndim)), "auto"), rank)
+    assert pick((1, 1024, 1024), (63, 63), 63) == "fft"
+    assert pick((24, 512, 512), (11, 11), 1) == "separable"  # Gaussian: rank 1
+    assert pick((24, 512, 512), (3, 3), 3) in ("toeplitz", "taps")
+    assert pick((24, 512, 512), (11, 11), 11) in ("toeplitz", "fft")
+    assert pick((1, 1 << 23), (3,)) in ("taps", "toeplitz")
+    assert pick((1, 1 << 23), (101,)) == "toeplitz"
