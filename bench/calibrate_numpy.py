@@ -33,6 +33,9 @@ CASES = [
     ((1,), (1 << 18,), (3,), 1), ((1,), (1 << 18,), (101,), 1), ((1,), (1 << 16,), (1001,), 1),
     ((1,), (1 << 21,), (3,), 1), ((1,), (1 << 21,), (101,), 1), ((1,), (1 << 20,), (1001,), 1),
     ((24,), (512, 512), (3, 3), 1), ((4,), (1024, 1024), (1, 5), 1), ((1,), (1024, 1024), (31, 31), 1),
+    # small problems, where fixed costs decide (and where exact direct sums matter most)
+    ((1,), (64,), (5,), 1), ((1,), (16, 16), (3, 3), 1), ((2,), (32, 32), (5, 5), 1), ((1,), (8, 8, 8), (3, 3, 3), 1),
+    ((1,), (4096,), (31,), 1), ((1,), (64, 64), (9, 9), 1),
     ((2,), (32, 32, 32), (3, 3, 3), 1), ((1,), (24, 24, 24), (7, 7, 7), 1), ((3,), (200, 300), (1, 15), 1),
 ]
 
@@ -71,18 +74,24 @@ def measure(rng):
     return rows
 
 
+FIXED_CASE = ((1,), (16, 16), (3, 3), 1)  # tiny: its time is each engine's fixed cost
+
+
 def fit(rows):
-    """Per engine: non-negative least squares of time on its own features, relative error."""
+    """Per engine: `fixed` is its time on FIXED_CASE; the other constants come from
+    non-negative least squares of the remaining time on its features, in relative error."""
     from scipy.optimize import nnls  # bench extra
 
     consts = {}
     for engine, names in costmodel.FEATURES.items():
         sub = [r for r in rows if r[4] == engine]
-        a = np.array([[r[7].get(f, 0.0) for f in names] for r in sub])
+        fixed = next(r[6] for r in sub if (r[0], r[1], r[2], r[3]) == FIXED_CASE)
+        rest = [n for n in names if n != "fixed"]
+        a = np.array([[r[7].get(f, 0.0) for f in rest] for r in sub])
         t = np.array([r[6] for r in sub])
         scale = a.max(axis=0) + 1e-300
-        sol, _ = nnls((a / scale) / t[:, None], np.ones_like(t))
-        consts[engine] = dict(zip(names, (sol / scale).tolist()))
+        sol, _ = nnls((a / scale) / t[:, None], np.maximum(t - fixed, 0.1 * t) / t)
+        consts[engine] = {"fixed": fixed, **dict(zip(rest, (sol / scale).tolist()))}
     return consts
 
 
