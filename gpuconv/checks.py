@@ -78,6 +78,16 @@ def check_real_scalar(name: str, value) -> float:
     return float(value)
 
 
+def _as_int(name: str, whole, item, what: str) -> int:
+    """`item` (part of argument `name` = `whole`) as an int; bools and floats are refused."""
+    if isinstance(item, (bool, np.bool_)):
+        raise TypeError(f"{name}={whole!r} must hold ints, got a bool")
+    try:
+        return operator.index(item)
+    except TypeError:
+        raise TypeError(f"{name}={whole!r} must be {what}, got {type(item).__name__}") from None
+
+
 def check_int_tuple(name: str, value, length: int, minimum: int) -> tuple:
     """An int, or a sequence of `length` ints, each >= minimum; returns a tuple of `length`."""
     items = value if isinstance(value, (tuple, list)) else [value] * length
@@ -85,12 +95,7 @@ def check_int_tuple(name: str, value, length: int, minimum: int) -> tuple:
         raise ValueError(f"{name}={value!r} must be an int or {length} ints (one per sliding axis), got {len(items)}")
     out = []
     for item in items:
-        if isinstance(item, (bool, np.bool_)):
-            raise TypeError(f"{name}={value!r} must hold ints, got a bool")
-        try:
-            item = operator.index(item)
-        except TypeError:
-            raise TypeError(f"{name}={value!r} must be an int or a sequence of ints, got {type(item).__name__}") from None
+        item = _as_int(name, value, item, "an int or a sequence of ints")
         if item < minimum:
             raise ValueError(f"{name}={value!r} must be >= {minimum} on every axis")
         out.append(item)
@@ -141,12 +146,7 @@ def check_axes(axes, x_ndim: int, kernel_ndim: int) -> tuple:
         raise ValueError(f"axes={axes!r} must name {kernel_ndim} axes, one per kernel dimension")
     out = []
     for a in items:
-        if isinstance(a, (bool, np.bool_)):
-            raise TypeError(f"axes={axes!r} must hold ints")
-        try:
-            a = operator.index(a)
-        except TypeError:
-            raise TypeError(f"axes={axes!r} must hold ints, got {type(a).__name__}") from None
+        a = _as_int("axes", axes, a, "ints")
         if not -x_ndim <= a < x_ndim:
             raise ValueError(f"axes={axes!r}: axis {a} is out of range for x with {x_ndim} dimensions")
         out.append(a % x_ndim)

@@ -16,7 +16,11 @@ _CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
 def sample_image_path() -> Path:
-    """Path of the photograph shipped with gpuconv (CC0, see gpuconv/data/LICENSES.txt)."""
+    """Path of the photograph shipped with gpuconv (CC0, see gpuconv/data/LICENSES.txt).
+
+    >>> sample_image_path().name
+    'coffee.png'
+    """
     return Path(str(resources.files("gpuconv").joinpath("data/coffee.png")))
 
 
@@ -73,6 +77,14 @@ def write_image(path, image) -> None:
     `to_uint8`. JPEG has no alpha: RGBA arrays are refused for .jpg/.jpeg. WebP is written
     lossless (and keeps the colour under transparent pixels); it has no grayscale mode, so
     (H, W) images read back as three equal channels.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ramp.png"
+    >>> write_image(path, np.linspace(0.0, 1.0, 12).reshape(3, 4))
+    >>> read_image(path)[0].tolist()
+    [0, 23, 46, 70]
     """
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:

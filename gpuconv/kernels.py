@@ -71,12 +71,20 @@ def gaussian(size: int = 3, sigma: float | None = None) -> np.ndarray:
 
 
 def sharpen() -> np.ndarray:
-    """[[0,-1,0],[-1,5,-1],[0,-1,0]]."""
+    """Sharpen: [[0,-1,0],[-1,5,-1],[0,-1,0]] (sums to 1, so flat areas keep their value).
+
+    >>> float(sharpen().sum())
+    1.0
+    """
     return _f32([[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
 
 
 def outline() -> np.ndarray:
-    """Edge detector [[-1,-1,-1],[-1,8,-1],[-1,-1,-1]] (also named "edge")."""
+    """Edge detector [[-1,-1,-1],[-1,8,-1],[-1,-1,-1]] (also named "edge"); flat areas give 0.
+
+    >>> outline()[1].tolist()
+    [-1.0, 8.0, -1.0]
+    """
     return _f32([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]])
 
 
@@ -84,7 +92,11 @@ edge = outline
 
 
 def laplacian() -> np.ndarray:
-    """[[0,1,0],[1,-4,1],[0,1,0]]."""
+    """Laplacian: [[0,1,0],[1,-4,1],[0,1,0]].
+
+    >>> laplacian()[1].tolist()
+    [1.0, -4.0, 1.0]
+    """
     return _f32([[0, 1, 0], [1, -4, 1], [0, 1, 0]])
 
 
@@ -102,17 +114,29 @@ def sobel(direction: str = "left") -> np.ndarray:
 
 
 def emboss() -> np.ndarray:
-    """[[-2,-1,0],[-1,1,1],[0,1,2]]."""
+    """Emboss: [[-2,-1,0],[-1,1,1],[0,1,2]].
+
+    >>> emboss()[0].tolist()
+    [-2.0, -1.0, 0.0]
+    """
     return _f32([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
 
 
 def line_vertical() -> np.ndarray:
-    """Vertical line detector: three rows of [-1, 2, -1]."""
+    """Vertical line detector: three rows of [-1, 2, -1].
+
+    >>> line_vertical().shape
+    (3, 3)
+    """
     return _f32([[-1, 2, -1]] * 3)
 
 
 def line_horizontal() -> np.ndarray:
-    """Horizontal line detector: the transpose of line_vertical."""
+    """Horizontal line detector: the transpose of line_vertical.
+
+    >>> line_horizontal()[1].tolist()
+    [2.0, 2.0, 2.0]
+    """
     return line_vertical().T.copy()
 
 

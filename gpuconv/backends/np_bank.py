@@ -18,6 +18,16 @@ def _chunk_rows(per_item_bytes: int, n_items: int) -> int:
     return int(max(1, min(n_items, _PATCH_BYTES // max(per_item_bytes, 1))))
 
 
+def _patch_chunks(n: int, rows_total: int, row_bytes: int):
+    """(i0, i1, r0, r1): images i0..i1 and first-axis output rows r0..r1 whose patch matrix
+    stays within _PATCH_BYTES (several images per chunk, or bands of one image's rows)."""
+    rows = _chunk_rows(row_bytes, rows_total)
+    imgs = _chunk_rows(row_bytes * rows_total, n) if rows == rows_total else 1
+    for i0 in range(0, n, imgs):
+        for r0 in range(0, rows_total, rows):
+            yield i0, min(i0 + imgs, n), r0, min(r0 + rows, rows_total)
+
+
 def conv_channels_first(xp: np.ndarray, weight: np.ndarray, groups: int, out_spatial: tuple,
                         stride: tuple, dilation: tuple) -> np.ndarray:
     """xp (N, C, *P) padded, weight (O, C/groups, *k) -> (N, O, *out_spatial)."""
@@ -36,17 +46,11 @@ def conv_channels_first(xp: np.ndarray, weight: np.ndarray, groups: int, out_spa
     w = weight.reshape(groups, og, kk)
     n_out = int(np.prod(out_spatial))
     y = np.empty((n, groups, og, n_out), dtype=xp.dtype)
-    # Chunk over images, and over rows of the first spatial axis when one image is too big.
-    per_row = kk * n_out // max(out_spatial[0], 1) * groups * xp.itemsize
-    rows = _chunk_rows(per_row, out_spatial[0])
-    imgs = _chunk_rows(per_row * out_spatial[0], n) if rows == out_spatial[0] else 1
     row_len = n_out // max(out_spatial[0], 1)
-    for i0 in range(0, n, imgs):
-        for r0 in range(0, out_spatial[0], rows):
-            r1 = min(r0 + rows, out_spatial[0])
-            sub = view[(slice(i0, i0 + imgs),) + (slice(None),) * (2 + nd) + (slice(r0, r1),)]
-            cols = np.ascontiguousarray(sub).reshape(sub.shape[0], groups, kk, -1)
-            y[i0:i0 + imgs, :, :, r0 * row_len:r1 * row_len] = np.matmul(w, cols)
+    for i0, i1, r0, r1 in _patch_chunks(n, out_spatial[0], kk * row_len * groups * xp.itemsize):
+        sub = view[(slice(i0, i1),) + (slice(None),) * (2 + nd) + (slice(r0, r1),)]
+        cols = np.ascontiguousarray(sub).reshape(i1 - i0, groups, kk, -1)
+        y[i0:i1, :, :, r0 * row_len:r1 * row_len] = np.matmul(w, cols)
     return y.reshape((n, o) + tuple(out_spatial))
 
 
@@ -68,20 +72,14 @@ def conv_channels_last(xp: np.ndarray, weight: np.ndarray, groups: int, out_spat
     wt = weight.reshape(groups, og, kk).transpose(0, 2, 1)
     m_img = int(np.prod(out_spatial))
     y = np.empty((n, m_img, o), dtype=xp.dtype)
-    per_row = kk * groups * xp.itemsize * (m_img // max(out_spatial[0], 1))
-    rows = _chunk_rows(per_row, out_spatial[0])
-    imgs = _chunk_rows(per_row * out_spatial[0], n) if rows == out_spatial[0] else 1
     row_len = m_img // max(out_spatial[0], 1)
-    for i0 in range(0, n, imgs):
-        for r0 in range(0, out_spatial[0], rows):
-            r1 = min(r0 + rows, out_spatial[0])
-            sub = view[i0:i0 + imgs, r0:r1]
-            cols = np.ascontiguousarray(sub).reshape(-1, groups, kk)
-            if groups == 1:
-                res = cols[:, 0, :] @ wt[0]
-            else:
-                res = np.matmul(cols.transpose(1, 0, 2), wt).transpose(1, 0, 2).reshape(-1, o)
-            y[i0:i0 + imgs, r0 * row_len:r1 * row_len] = res.reshape(sub.shape[0], -1, o)
+    for i0, i1, r0, r1 in _patch_chunks(n, out_spatial[0], kk * groups * xp.itemsize * row_len):
+        cols = np.ascontiguousarray(view[i0:i1, r0:r1]).reshape(-1, groups, kk)
+        if groups == 1:
+            res = cols[:, 0, :] @ wt[0]
+        else:
+            res = np.matmul(cols.transpose(1, 0, 2), wt).transpose(1, 0, 2).reshape(-1, o)
+        y[i0:i1, r0 * row_len:r1 * row_len] = res.reshape(i1 - i0, -1, o)
     return y.reshape((n,) + tuple(out_spatial) + (o,))
 
 
