@@ -5,6 +5,8 @@ builds the plan (gpuconv.plan), and hands arrays to the backend chosen by gpucon
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import checks
@@ -234,7 +236,7 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
                     result_dtype=np.dtype(result_dtype), clip=clip, precision=precision)
     if out is not None:
         result_dtype = checks.check_out_array(out, plan.out_shape, xa, requested)
-        plan = ConvPlan(**{**plan.__dict__, "result_dtype": np.dtype(result_dtype)})
+        plan = dataclasses.replace(plan, result_dtype=np.dtype(result_dtype))
     batched_shape = plan.out_shape if not unbatched else (1,) + plan.out_shape
     if 0 in batched_shape:
         y = np.empty(batched_shape, dtype=plan.result_dtype)

@@ -27,7 +27,7 @@ def _local_thread_setter():
     """openblas_set_num_threads_local from the BLAS numpy loaded, or None."""
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and line.rstrip().endswith(".so") or ".so." in line and "openblas" in line.lower()}
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and ".so" in line}
     except OSError:
         return None
     for path in sorted(paths):

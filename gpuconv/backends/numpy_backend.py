@@ -1,8 +1,10 @@
 """The numpy backend: the CPU fallback, and the reference the other backends are tested on.
 
-It receives checked plans (gpuconv.plan) and arrays whose sliding axes are trailing, pads
-with numpy.pad (so every boundary means exactly what numpy.pad means, wide pads included),
-runs one of the methods and applies the shared epilogue (gpuconv.dtypes.finish).
+It receives checked plans (gpuconv.plan) and x in its own layout. It picks an engine
+(Toeplitz GEMM, taps, separable passes, FFT; gpuconv.costmodel for "auto"), folds
+channels-last batches into the last axis when that avoids transposes, pads once with
+numpy.pad's meaning (gpuconv.backends.np_pad), runs the engine and applies the shared epilogue
+(NaN/inf check, then gpuconv.dtypes.finish) chunk by chunk.
 """
 from __future__ import annotations
 
@@ -126,7 +128,7 @@ class NumpyBackend:
         raise ValueError(f"method={plan.method!r} is not a numpy engine")
 
     def correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
-        """Correlate x (*batch, *sliding) with kernel; returns plan.out_shape in plan.result_dtype."""
+        """Correlate x with kernel over plan.axes; returns plan.result_shape in plan.result_dtype."""
         with np.errstate(invalid="ignore", over="ignore"):  # IEEE results are the contract
             return self._correlate(x, kernel, plan)
 
