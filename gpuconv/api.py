@@ -27,42 +27,55 @@ def _inputs(x, kernel, backend):
     return name, to_numpy("x", x), to_numpy("kernel", kernel)
 
 
-def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
-               backend, flip):
-    name, xa, ka = _inputs(x, kernel, backend)
+def correlate_plan(shape: tuple, dtype, kernel: np.ndarray, mode, boundary, cval, stride, dilation, axes,
+                   out_dtype, clip, method) -> CorrelatePlan:
+    """Check every argument of correlate/convolve (all but `out`, `backend`) for an input of
+    `shape` and `dtype`, and return the plan. Shared by the in-memory and Dask paths."""
+    shape = tuple(shape)
     checks.check_choice("mode", mode, checks.MODES)
     checks.check_boundary(boundary)
     checks.check_choice("method", method, checks.METHODS)
     cval = checks.check_real_scalar("cval", cval)
-    checks.check_dtype_input("x", xa.dtype)
-    checks.check_dtype_input("kernel", ka.dtype)
-    checks.check_kernel_shape(ka.shape, xa.ndim)
-    nd = ka.ndim
-    axes = checks.check_axes(axes, xa.ndim, nd)
+    checks.check_dtype_input("x", dtype)
+    checks.check_dtype_input("kernel", kernel.dtype)
+    checks.check_kernel_shape(kernel.shape, len(shape))
+    nd = kernel.ndim
+    axes = checks.check_axes(axes, len(shape), nd)
     stride = checks.check_int_tuple("stride", stride, nd, 1)
     dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
     requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
     clip = checks.check_clip(clip)
     for ax in axes:
-        if xa.shape[ax] == 0:
-            raise ValueError(f"x has length 0 along sliding axis {ax} (shape {xa.shape}); each sliding axis needs at least one sample")
-    in_sliding = tuple(xa.shape[a] for a in axes)
-    pads = [mode_pads(n, k, mode, s, d) for n, k, s, d in zip(in_sliding, ka.shape, stride, dilation)]
-    batch_axes = [a for a in range(xa.ndim) if a not in axes]
-    out_full = list(xa.shape)
-    for a, p in zip(axes, pads):
-        out_full[a] = p[2]
-    result_dtype = requested if requested is not None else default_result_dtype(xa.dtype)
+        if shape[ax] == 0:
+            raise ValueError(f"x has length 0 along sliding axis {ax} (shape {shape}); each sliding axis needs at least one sample")
+    in_sliding = tuple(shape[a] for a in axes)
+    pads = [mode_pads(n, k, mode, s, d) for n, k, s, d in zip(in_sliding, kernel.shape, stride, dilation)]
+    return CorrelatePlan(
+        batch_shape=tuple(shape[a] for a in range(len(shape)) if a not in axes), in_sliding=in_sliding, axes=axes,
+        in_shape=shape, kernel_shape=kernel.shape, out_sliding=tuple(p[2] for p in pads),
+        pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=stride, dilation=dilation,
+        boundary=boundary, cval=cval, compute_dtype=compute_dtype(dtype),
+        result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip, method=method)
+
+
+def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
+               backend, flip):
+    if array_kind(x) == "dask":
+        from . import dask as gpuconv_dask  # only when dask arrays are in use
+
+        if out is not None:
+            raise ValueError("out= is not supported for dask arrays; store the lazy result with dask.array.store")
+        fn = gpuconv_dask.convolve if flip else gpuconv_dask.correlate
+        return fn(x, kernel, mode, boundary=boundary, cval=cval, stride=stride, dilation=dilation, axes=axes,
+                  out_dtype=out_dtype, clip=clip, method=method, backend=backend)
+    name, xa, ka = _inputs(x, kernel, backend)
+    plan = correlate_plan(xa.shape, xa.dtype, ka, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
+                          method)
     if out is not None:
-        result_dtype = checks.check_out_array(out, tuple(out_full), xa, requested)
-    plan = CorrelatePlan(
-        batch_shape=tuple(xa.shape[a] for a in batch_axes), in_sliding=in_sliding, axes=axes, in_shape=xa.shape,
-        kernel_shape=ka.shape,
-        out_sliding=tuple(p[2] for p in pads), pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads),
-        stride=stride, dilation=dilation, boundary=boundary, cval=cval, compute_dtype=compute_dtype(xa.dtype),
-        result_dtype=np.dtype(result_dtype), clip=clip, method=method)
+        requested = None if out_dtype is None else plan.result_dtype
+        plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.result_shape, xa, requested))
     if flip:
-        ka = ka[(slice(None, None, -1),) * nd]
+        ka = ka[(slice(None, None, -1),) * ka.ndim]
     if plan.n_outputs == 0:
         y = np.empty(plan.result_shape, dtype=plan.result_dtype)
     else:
@@ -173,34 +186,36 @@ def _conv_padding(padding, nd, k, dilation, spatial):
     return lo, lo
 
 
-def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
-          clip, precision, backend):
-    name, xa, wa = _inputs(x, weight, backend)
+def conv_plan(nd: int, shape: tuple, dtype, weight: np.ndarray, bias, stride, padding, dilation, groups, boundary,
+              activation, layout, out_dtype, clip, precision) -> ConvPlan:
+    """Check every argument of conv1d (nd=1) / conv2d (nd=2) but `out` and `backend` for an
+    input of `shape` and `dtype`, and return the plan. Shared by the in-memory and Dask paths."""
+    shape = tuple(shape)
     layouts = _LAYOUTS[nd]
     checks.check_choice("layout", layout, layouts)
     checks.check_boundary(boundary)
     checks.check_choice("activation", activation, checks.ACTIVATIONS)
     checks.check_choice("precision", precision, checks.PRECISIONS)
-    checks.check_dtype_input("x", xa.dtype)
-    checks.check_dtype_input("weight", wa.dtype)
+    checks.check_dtype_input("x", dtype)
+    checks.check_dtype_input("weight", weight.dtype)
     channels_last = layout == layouts[1]
     dims = "".join(layout)
-    if xa.ndim not in (nd + 1, nd + 2):
-        raise ValueError(f"x has shape {xa.shape}; layout={layout!r} expects ({', '.join(dims)}) or ({', '.join(dims[1:])})")
-    unbatched = xa.ndim == nd + 1
+    if len(shape) not in (nd + 1, nd + 2):
+        raise ValueError(f"x has shape {shape}; layout={layout!r} expects ({', '.join(dims)}) or ({', '.join(dims[1:])})")
+    unbatched = len(shape) == nd + 1
     if unbatched:
-        xa = xa[None]
-    if wa.ndim != nd + 2:
+        shape = (1,) + shape
+    if weight.ndim != nd + 2:
         wdims = ("O",) + (tuple(_SPATIAL_NAMES[nd]) + ("C/groups",) if channels_last else ("C/groups",) + _SPATIAL_NAMES[nd])
-        raise ValueError(f"weight has shape {wa.shape}; layout={layout!r} expects ({', '.join(wdims)})")
+        raise ValueError(f"weight has shape {weight.shape}; layout={layout!r} expects ({', '.join(wdims)})")
     if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"groups={groups!r} must be an int >= 1")
     groups = int(groups)
-    c = xa.shape[-1] if channels_last else xa.shape[1]
-    spatial = xa.shape[1:-1] if channels_last else xa.shape[2:]
-    o = wa.shape[0]
-    cg = wa.shape[-1] if channels_last else wa.shape[1]
-    ks = wa.shape[1:-1] if channels_last else wa.shape[2:]
+    c = shape[-1] if channels_last else shape[1]
+    spatial = shape[1:-1] if channels_last else shape[2:]
+    o = weight.shape[0]
+    cg = weight.shape[-1] if channels_last else weight.shape[1]
+    ks = weight.shape[1:-1] if channels_last else weight.shape[2:]
     if c % groups:
         raise ValueError(f"groups={groups} does not divide the {c} input channels of x")
     if o % groups:
@@ -209,16 +224,14 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
         raise ValueError(f"weight has {cg} input channels per group but x has C={c} channels with groups={groups} "
                          f"(expected {c // groups})")
     if 0 in ks or o == 0:
-        raise ValueError(f"weight has shape {wa.shape}; a zero-size kernel bank is not accepted")
+        raise ValueError(f"weight has shape {weight.shape}; a zero-size kernel bank is not accepted")
     for n_s, label in zip(spatial, _SPATIAL_NAMES[nd]):
         if n_s == 0:
-            raise ValueError(f"x has {label}=0 (shape {xa.shape}); spatial axes need at least one sample")
-    ba = None
+            raise ValueError(f"x has {label}=0 (shape {shape}); spatial axes need at least one sample")
     if bias is not None:
-        ba = to_numpy("bias", bias)
-        checks.check_dtype_input("bias", ba.dtype)
-        if ba.shape != (o,):
-            raise ValueError(f"bias has shape {ba.shape}; expected ({o},), one per output channel")
+        checks.check_dtype_input("bias", bias.dtype)
+        if bias.shape != (o,):
+            raise ValueError(f"bias has shape {bias.shape}; expected ({o},), one per output channel")
     stride = checks.check_int_tuple("stride", stride, nd, 1)
     dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
     lo, hi = _conv_padding(padding, nd, ks, dilation, spatial)
@@ -228,21 +241,37 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
     for n_s, l, h, kk, s, d in zip(spatial, lo, hi, ks, stride, dilation):
         p, e = n_s + l + h, effective_length(kk, d)
         out_spatial.append((p - e) // s + 1 if p >= e else 0)
-    result_dtype = requested if requested is not None else default_result_dtype(xa.dtype)
-    plan = ConvPlan(batch=xa.shape[0], channels=c, out_channels=o, groups=groups, in_spatial=tuple(spatial),
+    return ConvPlan(batch=shape[0], channels=c, out_channels=o, groups=groups, in_spatial=tuple(spatial),
                     weight_spatial=tuple(ks), out_spatial=tuple(out_spatial), pad_lo=lo, pad_hi=hi, stride=stride,
                     dilation=dilation, boundary=boundary, channels_last=channels_last, unbatched=unbatched,
-                    has_bias=ba is not None, activation=activation, compute_dtype=compute_dtype(xa.dtype),
-                    result_dtype=np.dtype(result_dtype), clip=clip, precision=precision)
+                    has_bias=bias is not None, activation=activation, compute_dtype=compute_dtype(dtype),
+                    result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip,
+                    precision=precision)
+
+
+def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
+          clip, precision, backend):
+    args = (stride, padding, dilation, groups, boundary, activation, layout, out_dtype, clip, precision)
+    if array_kind(x) == "dask":
+        from . import dask as gpuconv_dask  # only when dask arrays are in use
+
+        if out is not None:
+            raise ValueError("out= is not supported for dask arrays; store the lazy result with dask.array.store")
+        return gpuconv_dask.conv(nd, x, weight, bias, *args, backend=backend)
+    name, xa, wa = _inputs(x, weight, backend)
+    ba = None if bias is None else to_numpy("bias", bias)
+    plan = conv_plan(nd, xa.shape, xa.dtype, wa, ba, *args)
+    if plan.unbatched:
+        xa = xa[None]
     if out is not None:
-        result_dtype = checks.check_out_array(out, plan.out_shape, xa, requested)
-        plan = dataclasses.replace(plan, result_dtype=np.dtype(result_dtype))
-    batched_shape = plan.out_shape if not unbatched else (1,) + plan.out_shape
+        requested = None if out_dtype is None else plan.result_dtype
+        plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.out_shape, xa, requested))
+    batched_shape = plan.out_shape if not plan.unbatched else (1,) + plan.out_shape
     if 0 in batched_shape:
         y = np.empty(batched_shape, dtype=plan.result_dtype)
     else:
         y = get_backend(name).conv(xa, wa, ba, plan)
-    if unbatched:
+    if plan.unbatched:
         y = y[0]
     if out is not None:
         out[...] = y

@@ -26,9 +26,16 @@ def is_cupy_array(obj) -> bool:
     return cupy is not None and isinstance(obj, cupy.ndarray)
 
 
+def is_dask_array(obj) -> bool:
+    """True for dask.array.Array, without importing Dask."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(obj, dask_array.Array)
+
+
 def array_kind(obj) -> str:
-    """'cuda' for arrays on a CUDA device, 'dlpack-cpu' for CPU DLPack producers that are not
-    numpy arrays (torch CPU tensors), 'numpy' for everything else (arrays, lists, scalars).
+    """'dask' for Dask arrays (any chunk type), 'cuda' for arrays on a CUDA device,
+    'dlpack-cpu' for CPU DLPack producers that are not numpy arrays (torch CPU tensors),
+    'numpy' for everything else (arrays, lists, scalars).
 
     Examples
     --------
@@ -37,6 +44,8 @@ def array_kind(obj) -> str:
     """
     if isinstance(obj, np.ndarray):
         return "numpy"
+    if is_dask_array(obj):
+        return "dask"
     if is_cupy_array(obj) or hasattr(obj, "__cuda_array_interface__"):
         return "cuda"
     device = getattr(obj, "__dlpack_device__", None)
