@@ -124,3 +124,17 @@ def test_two_process_local_cluster(rng):
         assert len(client.scheduler_info()["workers"]) == 2
     np.testing.assert_allclose(r1, gpuconv.correlate(x, k, "same", boundary="wrap", stride=2), atol=1e-4)
     np.testing.assert_allclose(r2, gpuconv.conv2d(x[None], w, padding=1), atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("conftest").CUDA, reason="no CUDA device / CuPy")
+def test_cupy_backed_chunks_equal_numpy(rng):
+    import cupy
+
+    x = rng.standard_normal((3, 70, 50)).astype(np.float32)
+    k = rng.standard_normal((5, 5)).astype(np.float32)
+    xd = da.from_array(x, chunks=(1, 30, 20)).map_blocks(cupy.asarray)
+    y = gpuconv.correlate(xd, k, "same", boundary="reflect", stride=(1, 2))
+    assert isinstance(y._meta, cupy.ndarray)
+    np.testing.assert_allclose(cupy.asnumpy(y.compute()), gpuconv.correlate(x, k, "same", boundary="reflect",
+                                                                            stride=(1, 2)), atol=1e-4)
