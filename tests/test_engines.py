@@ -89,3 +89,18 @@ def test_auto_choices_on_the_bench_workloads():
     assert pick((24, 512, 512), (11, 11), 11) in ("toeplitz", "fft")
     assert pick((1, 1 << 23), (3,)) in ("taps", "toeplitz")
     assert pick((1, 1 << 23), (101,)) == "toeplitz"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("shape,axes", [((3, 2, 20, 21), (2, 3)), ((4, 18, 20, 3), (1, 2)), ((5, 16, 3, 17), (3, 1))])
+def test_batches_processed_in_groups(monkeypatch, rng, engine, shape, axes):
+    """One image per group (as for a batch of large images) gives the same result."""
+    from gpuconv.backends import numpy_backend
+
+    monkeypatch.setattr(numpy_backend, "_GROUP_BYTES", 1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    k = rng.standard_normal((3, 4))
+    plan = make_plan(x, k, "same", "symmetric", (1, 1), (1, 2), axes, engine)
+    y = NumpyBackend().correlate(x, k, plan)
+    ref = ref_correlate(x, k, "same", "symmetric", plan.cval, (1, 1), (1, 2), axes)
+    np.testing.assert_allclose(y, ref, atol=4 * tolerance(x.dtype, x, k))

@@ -8,6 +8,8 @@ numpy.pad's meaning (gpuconv.backends.np_pad), runs the engine and applies the s
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import costmodel
@@ -26,6 +28,8 @@ from .np_toeplitz import axis_pass, direct_correlate, padded_extent
 # Channels-last folding pays while the kernel span stretched by C stays short (image
 # channels); wider feature maps take the transposing path.
 _MAX_FOLD = 8
+# Padded input per group of a large batch (see NumpyBackend._correlate).
+_GROUP_BYTES = 64 << 20
 
 
 def _representable(value: float, dtype) -> bool:
@@ -49,8 +53,8 @@ class Epilogue:
     saturate) writes the chunk into the result.
     """
 
-    def __init__(self, shape, compute_dtype, result_dtype, clip, xp, kernel, args, exact: bool):
-        self.out = np.empty(shape, dtype=result_dtype)
+    def __init__(self, out, compute_dtype, result_dtype, clip, xp, kernel, args, exact: bool):
+        self.out = out  # (batch, *out_sliding) in the result dtype, written chunk by chunk
         self.same_dtype = np.dtype(result_dtype) == np.dtype(compute_dtype)
         self.result_dtype, self.clip = result_dtype, clip
         self.xp, self.kernel, self.args = xp, kernel, args
@@ -181,33 +185,47 @@ class NumpyBackend:
         pad_dtype = cd
         if method in ("toeplitz", "taps") and (plan.boundary != "constant" or _representable(plan.cval, x.dtype)):
             pad_dtype = x.dtype
-        if fold > 1:
-            xp = pad_into(xb, plan.pad_lo + (0,), hi + (0,), plan.boundary, plan.cval, dtype=pad_dtype)
-            xp = xp.reshape(xp.shape[:-2] + (xp.shape[-2] * fold,))
-        else:
-            xp = pad_into(xb, plan.pad_lo, hi, plan.boundary, plan.cval, dtype=pad_dtype)
+        lo = plan.pad_lo + ((0,) if fold > 1 else ())
+        hi = hi + ((0,) if fold > 1 else ())
+        taps = None if terms is None else [[t.astype(cd) for t in term] for term in terms]
+        # Large batches go in groups along the first batch axis (about _GROUP_BYTES of padded
+        # input each), so memory stays near input + output + one group and each group's
+        # passes stay closer to the caches. A lone image is one group.
+        if xb.ndim == len(lo):
+            xb = xb[None]
+        per_item = math.prod(xb.shape[1:len(xb.shape) - len(lo)]) * math.prod(
+            n + a + b for n, a, b in zip(xb.shape[len(xb.shape) - len(lo):], lo, hi)) * np.dtype(cd).itemsize
+        group = max(1, _GROUP_BYTES // max(per_item, 1))
+        # xb's leading axes are the batch (with a channels-last fold, C is in the last axis)
+        y = np.empty((math.prod(xb.shape[:xb.ndim - len(lo)]),) + tuple(out_sliding), dtype=plan.result_dtype)
+        rows_per_item = y.shape[0] // xb.shape[0]
+        for g0 in range(0, xb.shape[0], group):
+            xp = pad_into(xb[g0:g0 + group], lo, hi, plan.boundary, plan.cval, dtype=pad_dtype)
+            if fold > 1:
+                xp = xp.reshape(xp.shape[:-2] + (xp.shape[-2] * fold,))
             xp = xp.reshape((-1,) + xp.shape[xp.ndim - nd:])  # contiguous: a view
-        out_shape = (xp.shape[0],) + tuple(out_sliding)
-        epilogue = Epilogue(out_shape, cd, plan.result_dtype, plan.clip, xp, k, args, exact=method == "taps")
-        if method == "taps":
-            # sums each window exactly; the epilogue is fused into its chunks, and with the
-            # compute dtype as result dtype the engine writes the result buffer itself
-            taps_correlate(xp, k, *args, epilogue=epilogue, out=epilogue.out if epilogue.same_dtype else None)
-            y = epilogue.out
-        else:
-            if method == "fft":
-                y = finish_chunks(fft_correlate(xp, k, *args), epilogue)
-            elif method == "separable":
-                y = finish_chunks(separable_correlate(xp, [[t.astype(cd) for t in term] for term in terms], *args),
-                                  epilogue)
-            else:  # the Toeplitz engine runs the epilogue on each chunk while it is hot
-                direct_correlate(xp, k, *args, epilogue=epilogue)
-                y = epilogue.out
+            out = y[g0 * rows_per_item:g0 * rows_per_item + xp.shape[0]]
+            self._run_engine(method, xp, k, taps, args, Epilogue(out, cd, plan.result_dtype, plan.clip, xp, k, args,
+                                                                 exact=method == "taps"))
         if fold > 1:
             return y.reshape(plan.result_shape)
         y = y.reshape(plan.out_shape)
         trailing = tuple(range(y.ndim - nd, y.ndim))
         return np.ascontiguousarray(np.moveaxis(y, trailing, plan.axes))
+
+    @staticmethod
+    def _run_engine(method: str, xp: np.ndarray, k: np.ndarray, taps, args: tuple, epilogue: Epilogue) -> None:
+        """Correlate one padded group with `method`; the epilogue writes the results."""
+        if method == "taps":
+            # sums each window exactly; the epilogue is fused into its chunks, and with the
+            # compute dtype as result dtype the engine writes the result buffer itself
+            taps_correlate(xp, k, *args, epilogue=epilogue, out=epilogue.out if epilogue.same_dtype else None)
+        elif method == "toeplitz":  # runs the epilogue on each chunk while it is hot
+            direct_correlate(xp, k, *args, epilogue=epilogue)
+        elif method == "fft":
+            finish_chunks(fft_correlate(xp, k, *args), epilogue)
+        else:
+            finish_chunks(separable_correlate(xp, taps, *args), epilogue)
 
     def conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
         """Kernel bank: x (N, C, *S) or (N, *S, C) -> plan.out_shape (batched form)."""
