@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: venv
-	$(BIN)/python -m gpuconv.demo --out demo_out
+	$(BIN)/gpuconv demo --out demo_out
+	$(BIN)/gpuconv apply gaussian:11:2 demo_out/inputs -o demo_out/applied --overwrite
 
 test: venv
 	$(BIN)/python -m pytest -q

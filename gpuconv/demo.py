@@ -1,7 +1,9 @@
-"""`make demo`: the seed documents' worked examples, then every named kernel applied to the
-shipped photograph (Pillow in, Pillow out), written as PNGs to an output folder.
+"""`gpuconv demo` (and `make demo`): the seed documents' worked examples, then every named
+kernel applied to the shipped photograph (Pillow in, Pillow out), written as PNGs with a
+labelled gallery to an output folder, plus a folder of sample images (inputs/) for
+`gpuconv apply`.
 
-    python -m gpuconv.demo --out demo_out [--image PATH]
+    gpuconv demo --out demo_out [--image PATH]
 """
 from __future__ import annotations
 
@@ -92,6 +94,13 @@ def main(argv=None) -> int:
     tiles = [("input", image)]
     write_image(out / "input.png", image)
     write_image(out / "input_gray.png", gray)
+    # a small folder of sample images for `gpuconv apply` (make demo runs it next)
+    inputs = out / "inputs"
+    inputs.mkdir(exist_ok=True)
+    write_image(inputs / "coffee.png", image)
+    write_image(inputs / "coffee_gray.png", gray)
+    write_image(inputs / "coffee_mirrored.jpg", np.ascontiguousarray(image[:, ::-1]))
+    write_image(inputs / "coffee_crop.webp", np.ascontiguousarray(image[32:224, 64:320]))
     for name, kernel in gallery_kernels():
         t0 = time.perf_counter()
         result = apply_named(image, name, kernel)

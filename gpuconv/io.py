@@ -6,6 +6,7 @@ floats, which are clipped to [0, 1] and scaled to 0..255 (rounded half to even).
 """
 from __future__ import annotations
 
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -24,33 +25,64 @@ def sample_image_path() -> Path:
     return Path(str(resources.files("gpuconv").joinpath("data/coffee.png")))
 
 
+class ImageReadError(ValueError):
+    """An image file that cannot be read: missing, corrupt, not an image, or too large."""
+
+
+def _open(path):
+    """Image.open with Pillow's decompression-bomb limit kept on and its errors named.
+
+    Pillow warns above PIL.Image.MAX_IMAGE_PIXELS and refuses above twice that; both become an
+    ImageReadError that names the file and how to raise the limit for a trusted file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise ImageReadError(
+            f"{path}: larger than Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels ({exc}); "
+            "if you trust the file, raise the limit with `gpuconv apply --max-pixels N` or "
+            "PIL.Image.MAX_IMAGE_PIXELS = N") from None
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
+        raise ImageReadError(f"{path}: cannot be read as an image ({exc})") from None
+
+
 def read_image(path) -> np.ndarray:
     """Read an image file into an array, with its EXIF orientation applied.
 
     L -> (H, W) uint8; 16-bit grayscale -> (H, W) uint16; RGB -> (H, W, 3) uint8;
     RGBA and palette images with transparency -> (H, W, 4) uint8; other modes (P, CMYK,
-    YCbCr, 1, LA) are converted to RGB, RGBA or L first.
+    YCbCr, 1, LA) are converted to RGB, RGBA or L first. Files that cannot be read (missing,
+    corrupt, truncated, not an image, over Pillow's decompression-bomb limit) raise
+    ImageReadError, which names the file.
 
     Examples
     --------
     >>> read_image(sample_image_path()).shape
     (256, 384, 3)
     """
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("I;16", "I;16B", "I;16L"):
-            return np.asarray(im, dtype=np.uint16).copy()
-        if im.mode == "I":  # Pillow's 32-bit integer mode, which 16-bit PNGs often load as
-            arr = np.asarray(im)
-            if arr.min() >= 0 and arr.max() <= 65535:
-                return arr.astype(np.uint16)
-            return arr.astype(np.int32)
-        if im.mode == "F":
-            return np.asarray(im, dtype=np.float32).copy()
-        if im.mode not in ("L", "RGB", "RGBA"):
-            has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-            im = im.convert("RGBA" if has_alpha else ("L" if im.mode == "1" else "RGB"))
-        return np.asarray(im).copy()
+    with _open(path) as im:
+        try:
+            return _decode(ImageOps.exif_transpose(im))
+        except OSError as exc:  # truncated or corrupt pixel data shows only when decoding
+            raise ImageReadError(f"{path}: cannot be decoded ({exc})") from None
+
+
+def _decode(im) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(im, dtype=np.uint16).copy()
+    if im.mode == "I":  # Pillow's 32-bit integer mode, which 16-bit PNGs often load as
+        arr = np.asarray(im)
+        return arr.astype(np.uint16) if arr.min() >= 0 and arr.max() <= 65535 else arr.astype(np.int32)
+    if im.mode == "F":
+        return np.asarray(im, dtype=np.float32).copy()
+    if im.mode not in ("L", "RGB", "RGBA"):
+        has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else ("L" if im.mode == "1" else "RGB"))
+    return np.asarray(im).copy()
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,4 @@
+"""`python -m gpuconv ...` is the `gpuconv` command."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,189 @@
+"""The `gpuconv` command.
+
+    gpuconv apply KERNEL INPUT... -o OUTDIR   filter image files (see gpuconv.pipeline)
+    gpuconv kernels                           list the named kernels with their values
+    gpuconv demo [--out DIR]                  the seed examples and a gallery of every kernel
+
+Exit status: 0 when every file was written, 1 when some were skipped (each is named on
+stderr), 2 for a usage error (bad kernel, unknown option, device not available).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import checks, kernels, pipeline
+from .dispatch import BackendUnavailableError
+
+KERNEL_FILE_EXTENSIONS = (".npy", ".txt", ".csv")
+
+
+def load_kernel(spec: str) -> tuple:
+    """(kernel, label) from a name/spec ("gaussian:11:2") or a .npy/.txt/.csv file.
+
+    Examples
+    --------
+    >>> k, label = load_kernel("sobel:left"); label, k.shape
+    ('sobel_left', (3, 3))
+    """
+    path = Path(spec)
+    if path.suffix.lower() in KERNEL_FILE_EXTENSIONS:
+        if not path.is_file():
+            raise ValueError(f"kernel file {spec} does not exist")
+        try:
+            if path.suffix.lower() == ".npy":
+                k = np.load(path, allow_pickle=False)
+            else:
+                k = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=2)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"kernel file {spec} could not be read: {exc}") from None
+        k = np.asarray(k, dtype=np.float64)
+        if k.ndim == 1:
+            k = k[None, :]
+        if k.ndim != 2 or k.size == 0:
+            raise ValueError(f"kernel file {spec} holds shape {k.shape}; a 2-D kernel is needed")
+        return k, path.stem
+    return kernels.get(spec), re.sub(r"[^A-Za-z0-9.]+", "_", spec).strip("_")
+
+
+def _backend_for(device: str):
+    """Backend name for --device; 'gpu' must be usable, 'auto' falls back to the CPU."""
+    if device == "cpu":
+        return "numpy"
+    from .backends import get_backend
+
+    try:
+        get_backend("cuda")
+        return "cuda"
+    except BackendUnavailableError:
+        if device == "gpu":
+            raise
+        return "numpy"
+
+
+def _progress(total: int, quiet: bool):
+    if quiet:
+        return None
+    if sys.stderr.isatty():
+        try:
+            from tqdm import tqdm  # optional: the bench extra installs it
+        except ImportError:
+            pass
+        else:
+            bar = tqdm(total=total, unit="img", file=sys.stderr)
+            return _TqdmProgress(bar)
+    return pipeline.LineProgress(total)
+
+
+class _TqdmProgress:
+    def __init__(self, bar):
+        self.bar = bar
+
+    def __call__(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_apply(args) -> int:
+    try:
+        kernel, label = load_kernel(args.kernel)
+        backend = _backend_for(args.device)
+        out_dtype = None if args.out_dtype is None else checks.check_out_dtype("--out-dtype", args.out_dtype)
+    except (ValueError, TypeError) as exc:
+        print(f"gpuconv apply: {exc}", file=sys.stderr)
+        return 2
+    if args.max_pixels:
+        from PIL import Image
+
+        Image.MAX_IMAGE_PIXELS = args.max_pixels  # process-wide: this command's own limit
+    files, problems = pipeline.expand_inputs(args.inputs)
+    for name, why in problems:
+        print(f"gpuconv apply: {name}: {why}", file=sys.stderr)
+    suffix = args.suffix if args.suffix is not None else f"_{label}"
+    progress = _progress(len(files), args.quiet)
+    try:
+        report = pipeline.run(kernel, files, args.outdir, suffix=suffix, boundary=args.boundary, mode=args.mode,
+                              out_dtype=out_dtype, batch_size=args.batch_size, workers=args.workers,
+                              overwrite=args.overwrite, backend=backend, progress=progress)
+    except KeyboardInterrupt:
+        print("gpuconv apply: interrupted; finished outputs are complete, no partial files were left",
+              file=sys.stderr)
+        return 130
+    finally:
+        if progress is not None:
+            progress.close()
+    for name, why in report.failed:
+        print(f"gpuconv apply: skipped {name}: {why}", file=sys.stderr)
+    if not args.quiet:
+        rate = len(report.written) / max(report.seconds, 1e-9)
+        print(f"gpuconv apply: wrote {len(report.written)} of {len(files)} images to {args.outdir} "
+              f"in {report.seconds:.2f} s ({rate:.1f} images/s); {len(report.failed) + len(problems)} problem(s)",
+              file=sys.stderr)
+    return 0 if report.ok and not problems else 1
+
+
+def cmd_kernels(args) -> int:
+    for name in kernels.names():
+        k = kernels.get(name)
+        print(f"{name} ({k.shape[0]}x{k.shape[1]})")
+        for row in k:
+            print("   " + " ".join(f"{v:6.3g}" for v in row))
+    print("sized: box:N, gaussian:N[:SIGMA], identity:N   e.g. gpuconv apply gaussian:11:2 photo.png -o out/")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    return demo.main(["--out", args.out])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gpuconv", description="Sliding-window convolution of images.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("apply", help="filter image files with a kernel")
+    p.add_argument("kernel", help="a name (sharpen), a spec (gaussian:11:2, sobel:left) or a .npy/.txt/.csv file")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--out", dest="outdir", required=True, help="output folder (created if missing)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    p.add_argument("--boundary", choices=checks.BOUNDARIES, default="edge")
+    p.add_argument("--mode", choices=checks.MODES, default="same")
+    p.add_argument("--out-dtype", default=None, help="result dtype (default: integer images keep theirs)")
+    p.add_argument("--suffix", default=None, help="added to each output's file name (default: _KERNEL)")
+    p.add_argument("--batch-size", type=int, default=8, help="same-size images filtered together (default 8)")
+    p.add_argument("--workers", type=int, default=os.cpu_count(), help="threads decoding and encoding files")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    p.set_defaults(func=cmd_apply)
+    p = sub.add_parser("kernels", help="list the named kernels")
+    p.set_defaults(func=cmd_kernels)
+    p = sub.add_parser("demo", help="seed examples and a gallery of every kernel")
+    p.add_argument("--out", default="demo_out")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the `gpuconv` command."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "batch_size", 1) < 1 or (getattr(args, "workers", 1) or 1) < 1:
+        print("gpuconv apply: --batch-size and --workers must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `gpuconv kernels | head`: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
