@@ -283,3 +283,4 @@ def test_fft_blocks_match_reference(rng, monkeypatch, shape, kshape, stride, dil
     assert max(n for _, _, n in geo) > 1  # really several blocks
     y = gpuconv.correlate(x, k, "same", boundary="wrap", stride=stride, dilation=dilation, method="fft")
     check(y, x, k, np.float64, mode="same", boundary="wrap", stride=stride, dilation=dilation)
+

@@ -104,3 +104,26 @@ def test_batches_processed_in_groups(monkeypatch, rng, engine, shape, axes):
     y = NumpyBackend().correlate(x, k, plan)
     ref = ref_correlate(x, k, "same", "symmetric", plan.cval, (1, 1), (1, 2), axes)
     np.testing.assert_allclose(y, ref, atol=4 * tolerance(x.dtype, x, k))
+
+
+def test_nan_recompute_inside_workers_does_not_deadlock(tmp_path):
+    """The Toeplitz engine's epilogue runs on pool workers and recomputes a non-finite chunk
+    tap by tap; with images big enough to split, that recompute must not wait on the pool
+    from its own workers (it hung before the fix). Run in a subprocess with a timeout."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "nan_recompute.py"
+    script.write_text(
+        "import sys; sys.path.insert(0, %r)\n"
+        "import numpy as np\n"
+        "from test_engines import make_plan\n"
+        "from gpuconv.backends.numpy_backend import NumpyBackend\n"
+        "x = np.ones((2, 1200, 1000), np.float32); x[0, 100, 100] = np.nan; x[1, 900, 500] = np.nan\n"
+        "k = np.ones((5, 5), np.float32)\n"
+        "plan = make_plan(x, k, 'same', 'constant', (1, 1), (1, 1), (1, 2), 'toeplitz')\n"
+        "y = NumpyBackend().correlate(x, k, plan)\n"
+        "assert int(np.isnan(y).sum()) == 50 and np.isnan(y[0, 98:103, 98:103]).all()\n" % str(Path(__file__).parent))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -42,6 +42,7 @@ def _local_thread_setter():
 
 
 _pool_lock = threading.Lock()
+_in_worker = threading.local()  # set while a pool thread runs a job
 _pool = None
 
 
@@ -73,7 +74,9 @@ def run_chunks(starts: list, work, size: int | None = None) -> None:
     `starts[i::n]`, in order. `size` (elements of work in all) lets small calls run serially.
     """
     n = min(workers(), len(starts))
-    if size is not None and size < SERIAL_BELOW:
+    if (size is not None and size < SERIAL_BELOW) or getattr(_in_worker, "flag", False):
+        # small work; or called from inside a worker (an engine's epilogue recomputing a
+        # chunk): waiting on the pool from its own workers could leave none free, so run here
         n = 1
     if n <= 1:
         for s in starts:
@@ -84,11 +87,13 @@ def run_chunks(starts: list, work, size: int | None = None) -> None:
 
     def job(i):
         previous = setter(1)
+        _in_worker.flag = True
         try:
             with np.errstate(**errors):
                 for s in starts[i::n]:
                     work(s)
         finally:
+            _in_worker.flag = False
             setter(previous)
 
     for future in [_get_pool(n).submit(job, i) for i in range(n)]:
