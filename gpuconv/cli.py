@@ -67,6 +67,7 @@ def _backend_for(device: str):
 
 
 def _progress(total: int, quiet: bool):
+    """A tqdm bar on a terminal (when tqdm is installed), timed lines otherwise, None if quiet."""
     if quiet:
         return None
     if sys.stderr.isatty():
@@ -92,6 +93,7 @@ class _TqdmProgress:
 
 
 def cmd_apply(args) -> int:
+    """`gpuconv apply`: filter files; 0 all written, 1 some skipped, 2 usage error."""
     try:
         kernel, label = load_kernel(args.kernel)
         backend = _backend_for(args.device)
@@ -130,6 +132,7 @@ def cmd_apply(args) -> int:
 
 
 def cmd_kernels(args) -> int:
+    """`gpuconv kernels`: every named kernel with its values."""
     for name in kernels.names():
         k = kernels.get(name)
         print(f"{name} ({k.shape[0]}x{k.shape[1]})")
@@ -140,12 +143,14 @@ def cmd_kernels(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """`gpuconv demo`: the seed examples, the gallery and the sample folder."""
     from . import demo
 
     return demo.main(["--out", args.out])
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the `gpuconv` command."""
     parser = argparse.ArgumentParser(prog="gpuconv", description="Sliding-window convolution of images.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

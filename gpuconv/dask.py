@@ -198,9 +198,12 @@ def conv(nd: int, x: da.Array, weight, bias, stride, padding, dilation, groups, 
     w_node = dask.delayed(w, pure=True)
     b_node = None if b is None else dask.delayed(b, pure=True)
 
-    def block(xb, wb, bb=None):
-        return api._conv(nd, xb, wb, bb, plan.stride, 0, plan.dilation, plan.groups, "constant", plan.activation,
-                         layout, None, plan.result_dtype, plan.clip, plan.precision, backend)
+    layer = api.conv2d if nd == 2 else api.conv1d
+
+    def block(xb, wb, bb=None):  # the chunk is already padded: a "valid" layer per chunk
+        return layer(xb, wb, bb, stride=plan.stride, padding=0, dilation=plan.dilation, groups=plan.groups,
+                     activation=plan.activation, layout=layout, out_dtype=plan.result_dtype, clip=plan.clip,
+                     precision=plan.precision, backend=backend)
 
     extra = (w_node,) if b_node is None else (w_node, b_node)
     y = _blockwise_valid(xp, sliding, block, plan.result_dtype, extra_args=extra,

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import api, kernels
 from .dispatch import is_cupy_array, to_numpy
-from .dtypes import finish
+from .dtypes import compute_dtype, finish
 
 __all__ = ["apply", "gaussian_blur", "box_blur", "sharpen", "outline", "emboss", "laplacian", "sobel",
            "sobel_magnitude", "spatial_axes"]
@@ -174,6 +174,4 @@ def sobel_magnitude(image, *, channel_axis=-1, boundary="edge", out_dtype=None, 
 
 def _float_dtype(image):
     """The float dtype the responses are combined in: the image's compute dtype."""
-    from .dtypes import compute_dtype
-
     return compute_dtype(np.dtype(image.dtype) if hasattr(image, "dtype") else np.asarray(image).dtype)
