@@ -29,13 +29,21 @@ def block_width(kw: int, stride: int, dilation: int) -> int:
     """Outputs per Toeplitz block along the last axis.
 
     The cost per output is about (Bw + e - 1) multiply-adds in the GEMM plus (Bw + e - 1)/Bw
-    gathered inputs per kernel row; their balance on this machine's BLAS-to-copy speed ratio
-    is near sqrt(80 * (e - 1)), rounded to a multiple of 8, at least 32 (BLAS loses efficiency
-    on narrower products) and at most 256.
+    gathered inputs per kernel row. Measured on the development machine with one BLAS thread
+    per worker (bench/NOTES.md, v5): Bw = 16 is best up to a span of 5, 24 up to 15; longer
+    kernels (1-D filters of ~100 taps) balance near sqrt(80 (e - 1)), rounded up to a
+    multiple of 8, at most 256.
+
+    >>> block_width(3, 1, 1), block_width(11, 1, 1), block_width(101, 1, 1)
+    (16, 24, 96)
     """
     e = dilation * (kw - 1) + 1
-    guess = math.sqrt(80.0 * max(e - 1, 1)) / max(stride, 1) ** 0.5
-    return int(min(256, max(32, 8 * math.ceil(guess / 8))))
+    if e <= 5:
+        return 16
+    if e <= 15:
+        return 24
+    guess = math.sqrt(80.0 * (e - 1)) / max(stride, 1) ** 0.5
+    return int(min(256, max(24, 8 * math.ceil(guess / 8))))
 
 
 def toeplitz_blocks(kernel: np.ndarray, bw: int, stride: int, dilation: int) -> np.ndarray:
