@@ -23,14 +23,21 @@ def pad_into(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0
     sizes = x.shape[lead:]
     shape = x.shape[:lead] + tuple(n + a + b for n, a, b in zip(sizes, lo, hi))
     buf = np.empty(shape, dtype=dtype)
-    interior = tuple(slice(a, a + n) for a, n in zip(lo, sizes))
-    # Copy (and convert) the interior in chunks of the first axis, on all workers; x may be
-    # any strided view, so no reshape (which could copy) is needed.
-    x1, b1 = (x, buf) if x.ndim > nd else (x[None], buf[None])
-    inner = (slice(None),) * (x1.ndim - nd - 1) + interior
-    step = max(1, -(-x1.shape[0] // 8))
-    run_chunks(list(range(0, x1.shape[0], step)),
-               lambda b0: np.copyto(b1[(slice(b0, b0 + step),) + inner], x1[b0:b0 + step], casting="unsafe"), size=x.size)
+    # Copy (and convert) the interior in slabs on all workers, split along the first axis long
+    # enough to share (a batch axis, or a sliding axis for one long signal or one big image);
+    # x may be any strided view, so no reshape (which could copy) is needed.
+    offsets = (0,) * lead + tuple(lo)
+    split = next((a for a in range(x.ndim) if x.shape[a] >= 8), 0)
+    step = max(1, -(-x.shape[split] // 8))
+
+    def copy(i0):
+        i1 = min(i0 + step, x.shape[split])
+        dst = tuple(slice(o + i0, o + i1) if a == split else slice(o, o + x.shape[a])
+                    for a, o in enumerate(offsets))
+        src = (slice(None),) * split + (slice(i0, i1),)
+        np.copyto(buf[dst], x[src], casting="unsafe")
+
+    run_chunks(list(range(0, x.shape[split], step)), copy, size=x.size)
     for ax in range(nd):
         a, n, b = lo[ax], sizes[ax], hi[ax]
         if a == 0 and b == 0:
