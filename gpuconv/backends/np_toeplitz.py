@@ -107,9 +107,9 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
     copies, so no separate converted copy of the input is made.
 
     Returns an array of shape (batch, *out_sliding) in the kernel's dtype (a view into a
-    larger buffer). `epilogue(part, (b, rows))`, if given, is called for every finished
-    chunk of valid outputs (a compact copy of image b's `rows` along the first output axis)
-    while it is still in cache.
+    larger buffer). `epilogue(values, (b, rows))`, if given, is called for every finished
+    chunk of valid outputs (a view of image b's `rows` along the first output axis) while it
+    is still in cache.
     """
     nd = kernel.ndim
     bt = xp.shape[0]
@@ -136,7 +136,7 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
                 last = min(last, o)
                 if first < last:
                     flat = y[b * nbr:(b + 1) * nbr].reshape(-1)
-                    epilogue(np.array(flat[first:last]), (b, slice(first, last)))
+                    epilogue(flat[first:last], (b, slice(first, last)))
 
         _chunked_gemm(view, t2, y, n_rows, bt * nbr, finish_blocks if epilogue else None)
         return y.reshape(bt, nbr * bw)[:, :o]
@@ -161,7 +161,7 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
         for b in range(r0 // m0, (r1 - 1) // m0 + 1):
             first, last = max(r0, b * m0), min(r1, b * m0 + out_sliding[0])
             if first < last:
-                epilogue(np.array(y[(slice(first, last),) + crop]), (b, slice(first - b * m0, last - b * m0)))
+                epilogue(y[(slice(first, last),) + crop], (b, slice(first - b * m0, last - b * m0)))
 
     _chunked_gemm(view, t2, y, n_rows, bt * m0, finish_rows if epilogue else None)
     y = y.reshape((bt, m0) + inner_out + (nb * bw,))

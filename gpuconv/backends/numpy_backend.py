@@ -61,8 +61,19 @@ class Epilogue:
         self.exact = exact  # the engine already sums each window exactly (taps)
         self.redo = {}
 
-    def __call__(self, part: np.ndarray, sel: tuple) -> None:
-        """Finish `part` (the engine's values for out[sel]); may modify `part`."""
+    def __call__(self, values: np.ndarray, sel: tuple) -> None:
+        """Finish the engine's `values` (any view) for out[sel].
+
+        With the compute dtype as result dtype the values are copied once, into the result,
+        and finished there (not at all if `values` already is that part of the result);
+        otherwise they go through one compute-dtype copy and the casting write.
+        """
+        if self.same_dtype:
+            part = self.out[sel]
+            if not _same_view(values, part):
+                np.copyto(part, values)
+        else:
+            part = np.array(values, dtype=values.dtype)
         finite = bool(np.isfinite(np.sum(part)))
         if not finite and not self.exact:
             b = sel[0]
@@ -71,10 +82,14 @@ class Epilogue:
             part[...] = self.redo[b][sel[1:]]
         if self.same_dtype:
             finish(part, self.result_dtype, self.clip, finite=finite)
-            if not np.shares_memory(part, self.out):
-                self.out[sel] = part
         else:
             finish(part, self.result_dtype, self.clip, out=self.out[sel], finite=finite)
+
+
+def _same_view(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when a and b are the same elements (same start, shape and strides)."""
+    return (a.shape == b.shape and a.strides == b.strides
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def finish_chunks(y: np.ndarray, epilogue: Epilogue) -> np.ndarray:
@@ -88,8 +103,7 @@ def finish_chunks(y: np.ndarray, epilogue: Epilogue) -> np.ndarray:
     def work(job):
         b, r = job
         sel = (b, slice(r, r + band)) if y.ndim > 1 else (b,)
-        part = np.array(y[sel], dtype=y.dtype)  # compact copy: the view is strided
-        epilogue(part, sel)
+        epilogue(y[sel], sel)
 
     run_chunks(jobs, work, size=y.size)
     return epilogue.out
@@ -105,7 +119,8 @@ def separable_correlate(xp: np.ndarray, terms: list, out_sliding: tuple, stride:
         for i in reversed(range(nd)):
             y = axis_pass(y, taps[i], 1 + i, out_sliding[i], stride[i], dilation[i])
         if total is None:
-            total = np.array(y)  # own buffer: y may be a view into a pass's scratch
+            # the next term adds into it, and y may be a view into a pass's scratch
+            total = np.array(y) if len(terms) > 1 else y
         else:
             total += y
     return total
@@ -196,17 +211,20 @@ class NumpyBackend:
         per_item = math.prod(xb.shape[1:len(xb.shape) - len(lo)]) * math.prod(
             n + a + b for n, a, b in zip(xb.shape[len(xb.shape) - len(lo):], lo, hi)) * np.dtype(cd).itemsize
         group = max(1, _GROUP_BYTES // max(per_item, 1))
-        # xb's leading axes are the batch (with a channels-last fold, C is in the last axis)
-        y = np.empty((math.prod(xb.shape[:xb.ndim - len(lo)]),) + tuple(out_sliding), dtype=plan.result_dtype)
-        rows_per_item = y.shape[0] // xb.shape[0]
-        for g0 in range(0, xb.shape[0], group):
+        # xb's leading axes are the batch (with a channels-last fold, C is in the last axis).
+        # One group: the engine's own buffer may become the result; several: one result array.
+        starts = list(range(0, xb.shape[0], group))
+        n_flat = math.prod(xb.shape[:xb.ndim - len(lo)])
+        y = None if len(starts) == 1 else np.empty((n_flat,) + tuple(out_sliding), dtype=plan.result_dtype)
+        rows_per_item = n_flat // xb.shape[0]
+        for g0 in starts:
             xp = pad_into(xb[g0:g0 + group], lo, hi, plan.boundary, plan.cval, dtype=pad_dtype)
             if fold > 1:
                 xp = xp.reshape(xp.shape[:-2] + (xp.shape[-2] * fold,))
             xp = xp.reshape((-1,) + xp.shape[xp.ndim - nd:])  # contiguous: a view
-            out = y[g0 * rows_per_item:g0 * rows_per_item + xp.shape[0]]
-            self._run_engine(method, xp, k, taps, args, Epilogue(out, cd, plan.result_dtype, plan.clip, xp, k, args,
-                                                                 exact=method == "taps"))
+            out = None if y is None else y[g0 * rows_per_item:g0 * rows_per_item + xp.shape[0]]
+            result = self._run_engine(method, xp, k, taps, args, plan, out)
+            y = result if y is None else y
         if fold > 1:
             return y.reshape(plan.result_shape)
         y = y.reshape(plan.out_shape)
@@ -214,18 +232,31 @@ class NumpyBackend:
         return np.ascontiguousarray(np.moveaxis(y, trailing, plan.axes))
 
     @staticmethod
-    def _run_engine(method: str, xp: np.ndarray, k: np.ndarray, taps, args: tuple, epilogue: Epilogue) -> None:
-        """Correlate one padded group with `method`; the epilogue writes the results."""
-        if method == "taps":
-            # sums each window exactly; the epilogue is fused into its chunks, and with the
-            # compute dtype as result dtype the engine writes the result buffer itself
-            taps_correlate(xp, k, *args, epilogue=epilogue, out=epilogue.out if epilogue.same_dtype else None)
-        elif method == "toeplitz":  # runs the epilogue on each chunk while it is hot
-            direct_correlate(xp, k, *args, epilogue=epilogue)
-        elif method == "fft":
-            finish_chunks(fft_correlate(xp, k, *args), epilogue)
-        else:
-            finish_chunks(separable_correlate(xp, taps, *args), epilogue)
+    def _run_engine(method: str, xp: np.ndarray, k: np.ndarray, taps, args: tuple, plan: CorrelatePlan,
+                    out: np.ndarray | None) -> np.ndarray:
+        """Correlate one padded group with `method` and finish it into `out` (allocated when
+        None, or the engine's own result buffer when that is compact and of the result
+        dtype). Returns the finished result."""
+        shape = (xp.shape[0],) + tuple(args[0])
+        cd, rd = plan.compute_dtype, plan.result_dtype
+
+        def epilogue_into(buffer):
+            return Epilogue(buffer, cd, rd, plan.clip, xp, k, args, exact=method == "taps")
+
+        if method in ("taps", "toeplitz"):
+            epilogue = epilogue_into(np.empty(shape, dtype=rd) if out is None else out)
+            if method == "taps":
+                # sums each window exactly; the epilogue is fused into its chunks, and with the
+                # compute dtype as result dtype the engine writes the result buffer itself
+                taps_correlate(xp, k, *args, epilogue=epilogue, out=epilogue.out if epilogue.same_dtype else None)
+            else:  # runs the epilogue on each chunk while it is hot
+                direct_correlate(xp, k, *args, epilogue=epilogue)
+            return epilogue.out
+        y = fft_correlate(xp, k, *args) if method == "fft" else separable_correlate(xp, taps, *args)
+        if out is None:
+            own = np.dtype(rd) == np.dtype(cd) and y.flags.c_contiguous and y.shape == shape
+            out = y if own else np.empty(shape, dtype=rd)  # finished in place when it is its own
+        return finish_chunks(y, epilogue_into(out))
 
     def conv(self, x: np.ndarray, weight: np.ndarray, bias, plan: ConvPlan) -> np.ndarray:
         """Kernel bank: x (N, C, *S) or (N, *S, C) -> plan.out_shape (batched form)."""
