@@ -38,6 +38,7 @@ import numpy as np
 from . import api
 from .boundary import boundary_index
 from .dispatch import to_numpy
+from .dtypes import representable
 from .plan import effective_length
 
 __all__ = ["correlate", "convolve", "conv2d", "conv1d"]
@@ -146,7 +147,7 @@ def correlate(x: da.Array, kernel, mode="full", *, boundary="constant", cval=0.0
     if plan.n_outputs == 0:
         return _empty(plan.result_shape, plan.result_dtype)
     xp = x
-    if plan.boundary == "constant" and np.array(plan.cval, dtype=x.dtype) != plan.cval:
+    if plan.boundary == "constant" and not representable(plan.cval, x.dtype):
         xp = xp.astype(plan.compute_dtype)  # the fill value needs the compute dtype
     sliding = {}
     for axis, lo, hi, kk, s, d in zip(plan.axes, plan.pad_lo, plan.pad_hi, plan.kernel_shape, plan.stride,

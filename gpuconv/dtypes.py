@@ -76,3 +76,21 @@ def finish(y: np.ndarray, result_dtype: np.dtype, clip=None, out=None, finite: b
         return y.astype(result_dtype, copy=False)
     np.copyto(out, y, casting="unsafe")
     return out
+
+
+def representable(value: float, dtype) -> bool:
+    """True when `value` survives a round trip through `dtype` unchanged (no overflow, no
+    rounding): the test for padding with a fill value in the input's own dtype.
+
+    Examples
+    --------
+    >>> representable(3.0, np.uint8), representable(300.0, np.uint8), representable(0.5, np.float16)
+    (True, False, True)
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return value in (0.0, 1.0)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return float(value).is_integer() and info.min <= value <= info.max
+    return float(np.array(value, dtype=dtype)) == value

@@ -56,6 +56,14 @@ def test_uint8_out_dtype_and_chunks_smaller_than_kernel(rng):
     np.testing.assert_array_equal(y.compute(), expect)
 
 
+def test_fill_value_outside_the_input_dtype(rng):
+    """cval=300.5 does not fit uint8: the padding happens in the compute dtype, as in memory."""
+    x = rng.integers(0, 256, (6, 7), dtype=np.uint8)
+    expect = gpuconv.correlate(x, np.ones((3, 3)), "same", cval=300.5)
+    y = gpuconv.correlate(da.from_array(x, chunks=3), np.ones((3, 3)), "same", cval=300.5)
+    np.testing.assert_allclose(y.compute(), expect)
+
+
 def test_pad_wider_than_the_array_matches_numpy_pad(rng):
     x = rng.standard_normal(3)
     for mode in ("edge", "reflect", "symmetric", "wrap"):

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import costmodel
 from ..decompose import rank_tolerance, separable_terms
-from ..dtypes import finish
+from ..dtypes import finish, representable
 from ..plan import ConvPlan, CorrelatePlan
 from .np_bank import apply_activation, conv_channels_first, conv_channels_last
 from .np_fft import fft_correlate
@@ -30,17 +30,6 @@ from .np_toeplitz import axis_pass, direct_correlate, padded_extent
 _MAX_FOLD = 8
 # Padded input per group of a large batch (see NumpyBackend._correlate).
 _GROUP_BYTES = 64 << 20
-
-
-def _representable(value: float, dtype) -> bool:
-    """True when `value` survives a round trip through `dtype` unchanged."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "b":
-        return value in (0.0, 1.0)
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return float(value).is_integer() and info.min <= value <= info.max
-    return float(np.array(value, dtype=dtype)) == value
 
 
 class Epilogue:
@@ -198,7 +187,7 @@ class NumpyBackend:
         # dtype (a uint8 image pads at a quarter of the float32 cost), as long as the fill
         # value of a constant boundary is representable there.
         pad_dtype = cd
-        if method in ("toeplitz", "taps") and (plan.boundary != "constant" or _representable(plan.cval, x.dtype)):
+        if method in ("toeplitz", "taps") and (plan.boundary != "constant" or representable(plan.cval, x.dtype)):
             pad_dtype = x.dtype
         lo = plan.pad_lo + ((0,) if fold > 1 else ())
         hi = hi + ((0,) if fold > 1 else ())
