@@ -20,6 +20,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .np_pad import grow
 from .np_threads import run_chunks
 
 # Per-axis block lengths below _MIN_BLOCK cost more in numpy calls than they save; a block's
@@ -121,11 +122,7 @@ def fft_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride
     lengths = tuple(g[0] for g in geo)
     steps = tuple(g[1] for g in geo)
     counts = tuple(g[2] for g in geo)
-    need = tuple((n - 1) * b + length for length, b, n in geo)
-    if any(nn > p for nn, p in zip(need, xp.shape[1:])):
-        widths = [(0, 0)] + [(0, max(0, nn - p)) for nn, p in zip(need, xp.shape[1:])]
-        xp = np.pad(xp, widths)
-    xp = np.ascontiguousarray(xp)
+    xp = np.ascontiguousarray(grow(xp, tuple((n - 1) * b + length for length, b, n in geo)))
     dtype = xp.dtype if xp.dtype.kind == "f" else kernel.dtype
     # dilated kernel: taps spread d apart; its conjugate spectrum turns the product into a
     # cross-correlation

@@ -57,3 +57,18 @@ def pad_into(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0
         if b:
             buf[before + (slice(a + n, a + n + b),)] = np.take(buf, src_hi, axis=axis)
     return buf
+
+
+def grow(xp: np.ndarray, sizes: tuple) -> np.ndarray:
+    """Extend the trailing len(sizes) axes of xp with zeros to at least `sizes` (no copy when
+    they are long enough). The engines use it for whole blocks: the extra samples only feed
+    outputs that are dropped.
+
+    >>> grow(np.ones((2, 3)), (5,)).tolist()
+    [[1.0, 1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, 0.0]]
+    """
+    lead = xp.ndim - len(sizes)
+    extra = [max(0, n - have) for n, have in zip(sizes, xp.shape[lead:])]
+    if not any(extra):
+        return xp
+    return np.pad(xp, [(0, 0)] * lead + [(0, e) for e in extra])

@@ -18,6 +18,7 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .np_pad import grow
 from .np_threads import run_chunks
 
 # Gathered-patch chunk size (elements): a few MB, so a chunk's copy and its GEMM stay
@@ -59,16 +60,6 @@ def toeplitz_blocks(kernel: np.ndarray, bw: int, stride: int, dilation: int) -> 
     rows = p[None, :] * stride + np.arange(kw)[:, None] * dilation  # (kw, bw)
     t[:, rows, p[None, :]] = k2[:, :, None]
     return t.reshape(-1, bw)
-
-
-def _pad_last(xp: np.ndarray, axis_len: int, axis: int) -> np.ndarray:
-    """Extend `axis` with zeros to `axis_len`: the extra samples only feed outputs we drop."""
-    extra = axis_len - xp.shape[axis]
-    if extra <= 0:
-        return xp
-    widths = [(0, 0)] * xp.ndim
-    widths[axis] = (0, extra)
-    return np.pad(xp, widths)
 
 
 def _geometry(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride: tuple, dilation: tuple) -> dict:
@@ -115,10 +106,7 @@ def direct_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, str
     bt = xp.shape[0]
     g = _geometry(xp.shape[1:], kernel.shape, out_sliding, stride, dilation)
     bw, lw, nb, extent = g["bw"], g["lw"], g["nb"], g["extent"]
-    buf = xp
-    for axis in (1, xp.ndim - 1):
-        buf = _pad_last(buf, extent[axis - 1], axis)
-    buf = np.ascontiguousarray(buf)
+    buf = np.ascontiguousarray(grow(xp, extent))
     t2 = toeplitz_blocks(kernel, bw, stride[-1], dilation[-1])
     it = buf.dtype.itemsize
     s_w = stride[-1]
