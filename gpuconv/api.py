@@ -17,11 +17,13 @@ from .plan import ConvPlan, CorrelatePlan, effective_length, mode_pads
 
 
 def _inputs(x, kernel, backend):
-    """Backend name and host arrays for x and kernel; mixed devices are rejected."""
+    """Backend name, x (a host array, or a device array for the CUDA backend) and the kernel
+    on the host. A CUDA kernel with host x is rejected; a CUDA kernel with CUDA x is read back."""
     checks.check_choice("backend", backend, checks.BACKENDS)
     name = resolve_backend(backend, array_kind(x))
     if name == "cuda":
-        get_backend("cuda")  # raises BackendUnavailableError with the reason
+        be = get_backend("cuda")  # raises BackendUnavailableError with the reason
+        return name, be.device_array("x", x), be.host_kernel(kernel)
     if array_kind(kernel) == "cuda":
         raise ValueError("kernel is a CUDA array but x is on the host; pass both on the same device")
     return name, to_numpy("x", x), to_numpy("kernel", kernel)
@@ -71,6 +73,9 @@ def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out
     name, xa, ka = _inputs(x, kernel, backend)
     plan = correlate_plan(xa.shape, xa.dtype, ka, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
                           method)
+    be = get_backend(name)
+    if name == "cuda":
+        return _correlate_cuda(be, x, xa, ka, plan, out, out_dtype, flip)
     if out is not None:
         requested = None if out_dtype is None else plan.result_dtype
         plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.result_shape, xa, requested))
@@ -79,11 +84,31 @@ def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out
     if plan.n_outputs == 0:
         y = np.empty(plan.result_shape, dtype=plan.result_dtype)
     else:
-        y = get_backend(name).correlate(xa, ka, plan)
+        y = be.correlate(xa, ka, plan)
     if out is not None:
         out[...] = y
         return out
     return wrap_like(x, y)
+
+
+def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype, flip):
+    """The CUDA leg of _correlate: the result (or `out`) is written by the kernel itself, on
+    the caller's stream, and returned as the caller's kind."""
+    out_dev = None
+    if out is not None:
+        out_dev = be.device_array("out", out)
+        requested = None if out_dtype is None else plan.result_dtype
+        plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.result_shape, xa, requested))
+    if flip:
+        ka = ka[(slice(None, None, -1),) * ka.ndim]
+    with be.stream_of(x):
+        if plan.n_outputs == 0:
+            y = out_dev if out_dev is not None else be.empty(plan.result_shape, plan.result_dtype)
+        else:
+            y = be.correlate(xa, ka, plan, out=out_dev)
+    if out is not None:
+        return out
+    return be.wrap_like(x, y)
 
 
 def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,
@@ -259,6 +284,8 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
             raise ValueError("out= is not supported for dask arrays; store the lazy result with dask.array.store")
         return gpuconv_dask.conv(nd, x, weight, bias, *args, backend=backend)
     name, xa, wa = _inputs(x, weight, backend)
+    if name == "cuda":
+        get_backend("cuda").conv(xa, wa, bias, None)  # explains what is not built yet
     ba = None if bias is None else to_numpy("bias", bias)
     plan = conv_plan(nd, xa.shape, xa.dtype, wa, ba, *args)
     if plan.unbatched:
