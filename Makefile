@@ -24,8 +24,11 @@ demo: venv
 	$(BIN)/gpuconv demo --out demo_out
 	$(BIN)/gpuconv apply gaussian:11:2 demo_out/inputs -o demo_out/applied --overwrite
 
+# pytest, then an NVRTC compile of every CUDA kernel variant (no GPU needed), so a CUDA
+# compile error fails the tests even on a machine without a GPU.
 test: venv
 	$(BIN)/python -m pytest -q
+	$(BIN)/gpuconv doctor
 
 # The CPU bench (BENCH.md rows C1-C6) needs the peers of the bench extra.
 bench: venv

@@ -3,6 +3,7 @@
     gpuconv apply KERNEL INPUT... -o OUTDIR   filter image files (see gpuconv.pipeline)
     gpuconv kernels                           list the named kernels with their values
     gpuconv demo [--out DIR]                  the seed examples and a gallery of every kernel
+    gpuconv doctor [--arch sm_XY] [-v]        backends, GPU, and a compile of every CUDA kernel variant
 
 Exit status: 0 when every file was written, 1 when some were skipped (each is named on
 stderr), 2 for a usage error (bad kernel, unknown option, device not available).
@@ -174,7 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="seed examples and a gallery of every kernel")
     p.add_argument("--out", default="demo_out")
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("doctor", help="backends, GPU, and an NVRTC compile of every CUDA kernel variant")
+    p.add_argument("--arch", help="target such as sm_90 (default: this GPU's, else sm_90)")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per variant")
+    p.set_defaults(func=cmd_doctor)
     return parser
+
+
+def cmd_doctor(args) -> int:
+    from . import doctor
+
+    return doctor.run(args.arch, args.verbose)
 
 
 def main(argv=None) -> int:
