@@ -165,15 +165,22 @@ def check_kernel_shape(kernel_shape: tuple, x_ndim: int, name: str = "kernel") -
         raise ValueError(f"{name} has shape {kernel_shape}; a zero-size kernel is not accepted")
 
 
+def check_out_shape_dtype(out, shape: tuple, result_dtype_requested) -> np.dtype:
+    """`out=` of any device: the result's shape, an accepted dtype that agrees with
+    `out_dtype` when both are given. Returns its dtype."""
+    if tuple(out.shape) != tuple(shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}; this call's result has shape {tuple(shape)}")
+    dtype = check_out_dtype("out.dtype", out.dtype)
+    if result_dtype_requested is not None and np.dtype(result_dtype_requested) != dtype:
+        raise ValueError(f"out_dtype={np.dtype(result_dtype_requested)} disagrees with out.dtype={dtype}; give one")
+    return dtype
+
+
 def check_out_array(out, shape: tuple, x, result_dtype_requested) -> np.dtype:
     """`out=`: right type, shape and dtype, writeable, not overlapping x. Returns its dtype."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray for numpy input, got {type(out).__name__}")
-    if out.shape != tuple(shape):
-        raise ValueError(f"out has shape {out.shape}; this call's result has shape {tuple(shape)}")
-    dtype = check_out_dtype("out.dtype", out.dtype)
-    if result_dtype_requested is not None and np.dtype(result_dtype_requested) != dtype:
-        raise ValueError(f"out_dtype={np.dtype(result_dtype_requested)} disagrees with out.dtype={dtype}; give one")
+    dtype = check_out_shape_dtype(out, shape, result_dtype_requested)
     if not out.flags.writeable:
         raise ValueError("out is read-only; pass a writeable array")
     if isinstance(x, np.ndarray) and np.shares_memory(out, x):

@@ -105,11 +105,7 @@ class CudaBackend:
             raise TypeError(f"out must be a CUDA array (cupy.ndarray) for CUDA input, got {type(out).__name__}")
         if self.xp.__name__ == "cupy" and out.device.id != x.device.id:
             raise ValueError(f"out is on GPU {out.device.id} but x is on GPU {x.device.id}; pass both on one device")
-        if out.shape != tuple(shape):
-            raise ValueError(f"out has shape {out.shape}; this call's result has shape {tuple(shape)}")
-        dtype = checks.check_out_dtype("out.dtype", out.dtype)
-        if requested is not None and np.dtype(requested) != dtype:
-            raise ValueError(f"out_dtype={np.dtype(requested)} disagrees with out.dtype={dtype}; give one")
+        dtype = checks.check_out_shape_dtype(out, shape, requested)
         if self.xp.may_share_memory(out, x):
             raise ValueError("out overlaps x; pass a separate array (inputs are never modified)")
         return dtype
