@@ -73,14 +73,14 @@ def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out
     name, xa, ka = _inputs(x, kernel, backend)
     plan = correlate_plan(xa.shape, xa.dtype, ka, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
                           method)
+    if flip:
+        ka = ka[(slice(None, None, -1),) * ka.ndim]
     be = get_backend(name)
     if name == "cuda":
-        return _correlate_cuda(be, x, xa, ka, plan, out, out_dtype, flip)
+        return _correlate_cuda(be, x, xa, ka, plan, out, out_dtype)
     if out is not None:
         requested = None if out_dtype is None else plan.result_dtype
         plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.result_shape, xa, requested))
-    if flip:
-        ka = ka[(slice(None, None, -1),) * ka.ndim]
     if plan.n_outputs == 0:
         y = np.empty(plan.result_shape, dtype=plan.result_dtype)
     else:
@@ -91,7 +91,7 @@ def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out
     return wrap_like(x, y)
 
 
-def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype, flip):
+def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype):
     """The CUDA leg of _correlate: the result (or `out`) is written by the kernel itself, on
     the caller's stream, and returned as the caller's kind."""
     out_dev = None
@@ -99,8 +99,6 @@ def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype, flip):
         out_dev = be.device_array("out", out)
         requested = None if out_dtype is None else plan.result_dtype
         plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.result_shape, xa, requested))
-    if flip:
-        ka = ka[(slice(None, None, -1),) * ka.ndim]
     with be.stream_of(x):
         if plan.n_outputs == 0:
             y = out_dev if out_dev is not None else be.empty(plan.result_shape, plan.result_dtype)

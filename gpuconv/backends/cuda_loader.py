@@ -106,7 +106,7 @@ def nvrtc_report(filename: str, names: list, arch: str = "sm_90") -> list:
         err = result[0]
         if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
             raise RuntimeError(f"NVRTC {what} failed: {err}")
-        return result[1:] if len(result) > 2 else (result[1] if len(result) == 2 else None)
+        return result[1] if len(result) > 1 else None  # the one value the call returns, if any
 
     src = kernel_source(filename).encode()
     prog = check(nvrtc.nvrtcCreateProgram(src, filename.encode(), 0, [], []), "create")
