@@ -50,3 +50,14 @@ def host(a):
 def rng(request):
     """A generator seeded from the test's id, so failures reproduce and cases differ."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+@pytest.fixture(scope="session")
+def emu():
+    """(EmulatedRuntime, CudaBackend over it): the CUDA backend with the real kernels run on
+    the CPU by tests/cuda_emu (compiled libraries cached on disk and in this session)."""
+    from cuda_emu.emulator import EmulatedRuntime
+    from gpuconv.backends.cuda_backend import CudaBackend
+
+    runtime = EmulatedRuntime()
+    return runtime, CudaBackend(runtime)

@@ -5,7 +5,6 @@ This runs everywhere g++ does, so CI checks the kernels' indexing, tiling, bound
 folds, dtypes and epilogues without a GPU. It does not replace the GPU runs (tests marked
 gpu): speed, the memory model and real compilation for the device are checked only there.
 """
-import dataclasses
 import shutil
 
 import numpy as np
@@ -13,45 +12,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cuda_emu import harness
+from cuda_emu.harness import check
 from gpuconv.api import correlate_plan
 from gpuconv.backends import cuda_params
-from gpuconv.backends.cuda_backend import CudaBackend
 from gpuconv.backends.numpy_backend import NumpyBackend
 from reference import correlate as ref_correlate
-from reference import tolerance
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the emulator needs g++")
 BOUNDARIES = ["constant", "edge", "reflect", "symmetric", "wrap"]
 
 
-@pytest.fixture(scope="module")
-def emu():
-    from cuda_emu.emulator import EmulatedRuntime
-
-    runtime = EmulatedRuntime()
-    return runtime, CudaBackend(runtime)
-
-
-def run(emu, x, k, mode="same", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,
-        out_dtype=None, clip=None, out=None, flip=False):
-    """gpuconv's CUDA path on the emulator: plan as the API does, copy x into a guarded
-    'device' array, launch, and return (result, name of the kernel that ran)."""
-    runtime, backend = emu
-    k = np.asarray(k)
-    plan = correlate_plan(x.shape, x.dtype, k, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
-                          "direct")
-    if out is not None:
-        plan = dataclasses.replace(plan, result_dtype=out.dtype)
-    xd = runtime.xp.asarray(x) if x.flags.c_contiguous else x
-    y = backend.correlate(xd, k[(slice(None, None, -1),) * k.ndim] if flip else k, plan, out=out)
-    return y, runtime.launched[-1]
-
-
-def check(y, x, k, dtype=np.float32, **kw):
-    ref = ref_correlate(x, k, **kw)
-    assert y.shape == ref.shape
-    assert not np.isnan(y.astype(np.float64)).any() or np.isnan(ref).any()
-    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=0, atol=tolerance(dtype, x, k))
+def run(emu, x, k, mode="same", **kw):
+    """(result, name of the last kernel launched) of the direct method on the emulator."""
+    y, names = harness.run(emu, x, k, mode, **kw)
+    return y, names[-1]
 
 
 # --- the tiled fast path -----------------------------------------------------------------------
@@ -92,7 +67,8 @@ def test_convolve_flips(emu, rng):
 
 
 def test_one_d_rows_use_the_tiles(emu, rng):
-    x = rng.standard_normal((5, 3, 301)).astype(np.float32)
+    # 150 rows of the merged batch: enough rows for 64-row tiles
+    x = rng.standard_normal((5, 30, 301)).astype(np.float32)
     k = rng.standard_normal(7).astype(np.float32)
     y, name = run(emu, x, k, "full", boundary="wrap")
     assert name.startswith("correlate_tiled<float, float, float, 1, 7,")

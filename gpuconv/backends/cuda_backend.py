@@ -1,10 +1,15 @@
 """The CUDA backend: correlate on CuPy arrays (and other CUDA arrays through DLPack) with the
 kernels of kernels_cuda/, chosen and parameterised by gpuconv.backends.cuda_params.
 
+Methods: "direct" (correlate_tiled / correlate_rows / correlate_generic), "separable" (the
+fused correlate_separable kernel, or 1-D passes where it does not apply), "fft" (cuFFT
+through cupy.fft, gpuconv.backends.cuda_fft); "auto" asks gpuconv.backends.cuda_cost.
+
 Everything runs on the current stream (CuPy's, or torch's for torch tensors) and nothing
-waits for the device: results come back as soon as the kernel is queued. A kernel given as
-a device array is the one exception: its few values are read back to the host (one small
-synchronous copy) because the fast kernels take the taps by value.
+waits for the device: results come back as soon as the kernel is queued. Two exceptions,
+each one small synchronous copy: a kernel given as a device array is read back to the host
+(the fast kernels take the taps by value), and method "fft" reads back one finiteness flag
+per image (see CudaBackend._fft).
 """
 from __future__ import annotations
 
@@ -14,9 +19,12 @@ import sys
 
 import numpy as np
 
+from ..decompose import rank_tolerance, separable_terms
 from ..dispatch import BackendUnavailableError
 from ..plan import ConvPlan, CorrelatePlan
-from .cuda_params import NATIVE_INPUTS, ArrayView, BatchAxesError, ByValue, plan_launch
+from .cuda_cost import pass_plan
+from .cuda_fft import fft_correlate
+from .cuda_params import NATIVE_INPUTS, ArrayView, BatchAxesError, ByValue, plan_launch, plan_separable_launch
 
 
 def _default_runtime():
@@ -71,6 +79,10 @@ class CudaBackend:
             return xp.asnumpy(self.device_array("kernel", kernel))
         return to_numpy("kernel", kernel)
 
+    def to_host(self, a) -> np.ndarray:
+        """A device array's values on the host (synchronous)."""
+        return self.xp.asnumpy(a) if hasattr(self.xp, "asnumpy") else np.asarray(a)
+
     def empty(self, shape, dtype):
         return self.xp.empty(shape, dtype=dtype)
 
@@ -113,37 +125,128 @@ class CudaBackend:
     def _view(self, a) -> ArrayView:
         return ArrayView.of(a.shape, a.strides, a.dtype, self.runtime.address(a))
 
-    # ---- correlate --------------------------------------------------------------------------
+    # ---- correlate ----------------------------------------------------------------------------
     def correlate(self, x, kernel: np.ndarray, plan: CorrelatePlan, out=None):
         """Correlate device array x with the host kernel over plan.axes into `out` (any strides,
-        the result dtype) or a new C-ordered array of plan.result_shape."""
+        the result dtype) or a new C-ordered array of plan.result_shape, by the method
+        resolve_method picks."""
         xp = self.xp
         if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
             x = x.astype(plan.compute_dtype)
         y = out if out is not None else xp.empty(plan.result_shape, dtype=plan.result_dtype)
-        try:
-            self._launch(x, y, kernel, plan)
-        except BatchAxesError:
-            self._correlate_moved(x, y, kernel, plan)
+        method, terms = self.resolve_method(plan, kernel, x.dtype)
+        if method == "fft":
+            self._fft(x, y, kernel, plan)
+        elif method == "separable":
+            self._separable(x, y, terms, plan)
+        else:
+            self._direct(x, y, kernel, plan)
         return y
 
-    def _launch(self, x, y, kernel, plan) -> None:
-        launch = plan_launch(self._view(x), self._view(y), kernel, plan)
-        # tiled kernels take their taps by value; the generic kernel reads any number from memory
-        weights = ByValue(launch.weights) if launch.tiled else self.xp.asarray(launch.weights)
+    @staticmethod
+    def resolve_method(plan: CorrelatePlan, kernel: np.ndarray, in_dtype) -> tuple:
+        """(method, separable terms or None) for plan.method: "auto" asks the GPU cost model
+        (gpuconv.backends.cuda_cost); "separable" on a 1-D kernel is "direct"."""
+        terms = None
+        if plan.method in ("separable", "auto") and plan.ndim > 1:
+            terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
+        if plan.method == "auto":
+            from .cuda_cost import choose_cuda
+
+            return choose_cuda(plan, np.dtype(in_dtype), None if terms is None else len(terms)), terms
+        if plan.method == "separable" and terms is None:
+            return "direct", None
+        return plan.method, terms
+
+    def _run(self, launch, x, y) -> None:
+        # tiled and separable kernels take their taps by value; the others read them from memory
+        weights = ByValue(launch.weights) if launch.by_value else self.xp.asarray(launch.weights)
         self.runtime.launch(launch.filename, launch.name, launch.grid, launch.block,
                             (x, y, ByValue(launch.geometry), weights, ByValue(launch.epilogue), launch.cval))
 
-    def _correlate_moved(self, x, y, kernel, plan) -> None:
+    def _direct(self, x, y, kernel, plan) -> None:
+        """One direct launch (tiled, rows or generic kernel)."""
+        try:
+            self._run(plan_launch(self._view(x), self._view(y), kernel, plan), x, y)
+        except BatchAxesError:
+            self._moved(x, y, plan, lambda xt, yt, p: self._direct(xt, yt, kernel, p))
+
+    def _moved(self, x, y, plan, run) -> None:
         """Batch axes interleaved with the sliding axes beyond what the kernels index: move
-        the sliding axes last in a copy, correlate that, and move the result back."""
+        the sliding axes last in a copy, `run` on that, and move the result back."""
         xp, nd = self.xp, plan.ndim
         trailing = tuple(range(x.ndim - nd, x.ndim))
         xt = xp.ascontiguousarray(xp.moveaxis(x, plan.axes, trailing))
         moved = dataclasses.replace(plan, axes=trailing, in_shape=tuple(xt.shape))
         yt = xp.empty(moved.result_shape, dtype=plan.result_dtype)
-        self._launch(xt, yt, kernel, moved)
+        run(xt, yt, moved)
         y[...] = xp.moveaxis(yt, trailing, plan.axes)
+
+    def _finish(self, src, dst, plan) -> None:
+        """dst = plan's epilogue (clip, round, saturating cast) of src, a compute-dtype array of
+        dst's shape: one pass of a 1-tap kernel, so any strides of dst are written in place."""
+        from ..api import correlate_plan  # api imports the backends: import at call time
+
+        identity = correlate_plan(src.shape, src.dtype, np.ones(1, src.dtype), "valid", "constant", 0.0, 1, 1, None,
+                                  plan.result_dtype, plan.clip, "direct")
+        self._direct(src, dst, np.ones(1, src.dtype), identity)
+
+    # ---- separable ------------------------------------------------------------------------------
+    def _separable(self, x, y, terms: list, plan) -> None:
+        """The fused separable kernel where it applies (2-D, unit steps, rank <= 4, sides <= 31);
+        otherwise 1-D passes through compute-dtype intermediates, summed over the terms."""
+        try:
+            fused = plan_separable_launch(self._view(x), self._view(y), terms, plan)
+        except BatchAxesError:
+            return self._moved(x, y, plan, lambda xt, yt, p: self._separable(xt, yt, terms, p))
+        if fused is not None:
+            return self._run(fused, x, y)
+        xp, acc = self.xp, np.dtype(plan.compute_dtype)
+        total = None
+        for term in terms:
+            src, scale = x, 1.0
+            for i in reversed(range(plan.ndim)):
+                last = len(terms) == 1 and i == 0   # one term: its last pass writes the result
+                p = pass_plan(plan, i, tuple(src.shape), last)
+                # a constant border, filtered along the axes done so far, is cval times their tap sums
+                p = dataclasses.replace(p, cval=plan.cval * scale)
+                dst = y if last else xp.empty(p.result_shape, dtype=acc)
+                self._direct(src, dst, np.asarray(term[i], dtype=acc), p)
+                scale *= float(np.sum(term[i]))
+                src = dst
+            if len(terms) == 1:
+                return
+            if total is None:
+                total = src
+            else:
+                total += src
+        self._finish(total, y, plan)
+
+    # ---- FFT ----------------------------------------------------------------------------------
+    def _fft(self, x, y, kernel, plan) -> None:
+        """cuFFT overlap-save (gpuconv.backends.cuda_fft), then the epilogue into y.
+
+        A transform spreads one NaN or inf over its whole block, where direct summation keeps
+        it local. So each image's result sum is checked (one small read-back to the host, the
+        one synchronisation of this method) and images that are not finite are recomputed by
+        the direct kernels.
+        """
+        xp, nd = self.xp, plan.ndim
+        r = fft_correlate(xp, x, kernel, plan)                    # (images, *out_sliding)
+        bad = ~xp.isfinite(r.sum(axis=tuple(range(1, nd + 1))))
+        redo = np.flatnonzero(self.to_host(bad))
+        if redo.size:
+            trailing = tuple(range(x.ndim - nd, x.ndim))
+            images = xp.moveaxis(x, plan.axes, trailing).reshape((-1,) + tuple(plan.in_sliding))
+            sub = xp.ascontiguousarray(images[xp.asarray(redo)])
+            sub_plan = dataclasses.replace(plan, batch_shape=(redo.size,), in_shape=tuple(sub.shape),
+                                           axes=tuple(range(1, nd + 1)), result_dtype=plan.compute_dtype, clip=None)
+            fixed = xp.empty(sub_plan.result_shape, dtype=plan.compute_dtype)
+            self._direct(sub, fixed, kernel, sub_plan)
+            r[xp.asarray(redo)] = fixed
+        trailing = tuple(range(y.ndim - nd, y.ndim))
+        self._finish(r.reshape(tuple(plan.batch_shape) + tuple(plan.out_sliding)),
+                     xp.moveaxis(y, plan.axes, trailing), plan)
 
     def conv(self, x, weight, bias, plan: ConvPlan):
         raise BackendUnavailableError(

@@ -35,6 +35,10 @@ TILED_MAX_TAPS = 225          # up to 15 x 15: the taps stay a small by-value bl
 TILED_MAX_FOLD = 8
 STATIC_SMEM = 48 * 1024
 GENERIC_BLOCK = 256
+ROWS_THREADS, ROWS_RX = 256, 8   # correlate_rows: 2048 outputs of one row per block
+# correlate_separable: up to 31 x 31 taps and 4 rank-1 terms by value
+SEPARABLE_MAX_SIZE = 31
+SEPARABLE_MAX_RANK = 4
 GRID_YZ_MAX = 65535
 
 _I8 = np.int64
@@ -95,10 +99,10 @@ class Launch:
     grid: tuple
     block: tuple
     geometry: np.ndarray    # GEOMETRY_DTYPE scalar
-    weights: np.ndarray     # taps struct (tiled) or a flat weight array to put on the device
+    weights: np.ndarray     # taps struct (by value) or a flat weight array to put on the device
     epilogue: np.ndarray
     cval: np.generic
-    tiled: bool
+    by_value: bool          # weights is a by-value block (tiled, separable), else a device array
 
 
 def _axis(n_in, n_out, s_in, s_out, pad=0, step=1, dil=1, k=1):
@@ -147,34 +151,55 @@ def _index_type(axes: list, fold: int) -> str:
     return "int" if max(reach_in, reach_out) < 2**31 - 1 else "long long"
 
 
-def tiled_rows(acc: np.dtype, kh: int, kw: int, fold: int):
-    """The largest RY whose tile fits static shared memory (None: the tile never fits)."""
+def tiled_rows(acc: np.dtype, kh: int, kw: int, fold: int, separable: bool = False):
+    """The largest RY whose tile fits static shared memory (None: the tile never fits).
+    The separable kernel also holds the row-pass result, TILE_W values per tile row.
+
+    Examples
+    --------
+    >>> tiled_rows(np.dtype(np.float32), 3, 3, 1), tiled_rows(np.dtype(np.float32), 11, 11, 1, separable=True)
+    (8, 4)
+    """
     va = 16 // acc.itemsize
     tile_w = TILED_BLOCK[0] * TILED_RX
     span = TILED_RX + (kw - 1) * fold
-    pitch = tile_w - TILED_RX + -(-span // va) * va
+    pitch = tile_w - TILED_RX + -(-span // va) * va + (tile_w if separable else 0)
     for ry in TILED_RY_CHOICES:
         if (TILED_BLOCK[1] * ry + kh - 1) * pitch * acc.itemsize <= STATIC_SMEM:
             return ry
     return None
 
 
-def plan_launch(x: ArrayView, y: ArrayView, kernel: np.ndarray, plan: CorrelatePlan) -> Launch:
-    """The launch that correlates `x` into the result `y` (plan.result_shape, C order or any
-    strides) for a checked plan. x must have a native dtype (NATIVE_INPUTS).
+@dataclass(frozen=True)
+class Layout:
+    """A call mapped onto the kernels' geometry: the GcGeometry block, the epilogue block, the
+    fill value, the C++ type list "Tin, Tout, Acc", the boundary id and the index type."""
 
-    Examples
-    --------
-    >>> from gpuconv.api import correlate_plan
-    >>> p = correlate_plan((4, 64, 64), np.float32, np.ones((3, 3), np.float32), "same", "edge", 0.0, 1, 1,
-    ...                    None, None, None, "direct")
-    >>> xv = ArrayView.of((4, 64, 64), (16384, 256, 4), np.float32, 0)
-    >>> yv = ArrayView.of((4, 64, 64), (16384, 256, 4), np.float32, 0)
-    >>> plan_launch(xv, yv, np.ones((3, 3), np.float32), p).name
-    'correlate_tiled<float, float, float, 3, 3, 1, 1, 8, int>'
-    """
+    geometry: np.ndarray
+    epilogue: np.ndarray
+    cval: np.generic
+    types: str
+    boundary: int
+    index: str
+    acc: np.dtype
+
+    def dim(self, field: str, i: int) -> int:
+        return int(self.geometry[field][i])
+
+    @property
+    def unit_steps(self) -> bool:
+        """Unit stride on every axis, unit dilation along y, and taps one pixel apart along x."""
+        g = self.geometry
+        return (all(int(s) == 1 for s in g["step"]) and int(g["dilation"][1]) == 1
+                and int(g["dilation"][2]) == int(g["fold"]))
+
+
+def layout(x: ArrayView, y: ArrayView, plan: CorrelatePlan) -> Layout:
+    """Map a checked plan and its arrays onto GcGeometry: batch axes merged where memory
+    allows (at most MAX_BATCH_DIMS remain, else BatchAxesError), a channels-last image folded
+    into its rows, a 1-D kernel's rows made the y axis, unused sliding axes of length 1.
+    x must have a native dtype (NATIVE_INPUTS); y has plan.result_shape, any strides."""
     acc = np.dtype(plan.compute_dtype)
-    nd = plan.ndim
     fold = fold_channels(x, plan)
     sliding = []
     for i, a in enumerate(plan.axes):
@@ -188,7 +213,7 @@ def plan_launch(x: ArrayView, y: ArrayView, kernel: np.ndarray, plan: CorrelateP
     batch = [(x.shape[a], x.strides[a], y.strides[a]) for a in range(len(x.shape))
              if a not in plan.axes and a not in folded]
     batch = _coalesce(batch)
-    if nd == 1 and batch:
+    if plan.ndim == 1 and batch:
         # 1-D kernels over many rows: the innermost batch axis becomes the tiles' y axis
         n, si, so = batch.pop()
         sliding.insert(0, _axis(n, n, si, so))
@@ -212,7 +237,6 @@ def plan_launch(x: ArrayView, y: ArrayView, kernel: np.ndarray, plan: CorrelateP
     geom["vec_ok"] = int(sliding[2]["s_in"] == 1 and x.address % 16 == 0 and (sliding[1]["s_in"] * isz) % 16 == 0
                          and all((b[1] * isz) % 16 == 0 for b in batch if b[0] > 1))
 
-    idx = _index_type(sliding, fold)
     ep = np.zeros((), epilogue_dtype(acc))
     lo, hi = (None, None) if plan.clip is None else plan.clip
     ep["clip_lo"] = -np.inf if lo is None else lo
@@ -220,28 +244,96 @@ def plan_launch(x: ArrayView, y: ArrayView, kernel: np.ndarray, plan: CorrelateP
     rd = np.dtype(plan.result_dtype)
     if rd.kind in "iu":
         ep["int_lo"], ep["int_hi"] = integer_bounds(rd, acc)
-    cval = acc.type(plan.cval)
-    k3 = np.ascontiguousarray(kernel, dtype=acc).reshape([a["k"] for a in sliding])
-    types = f"{CTYPES[x.dtype]}, {CTYPES[rd]}, {CTYPES[acc]}"
-    bid = BOUNDARY_IDS[plan.boundary]
-    kh, kw = int(geom["ksize"][1]), int(geom["ksize"][2])
-    ry = tiled_rows(acc, kh, kw, fold)
-    tiled = (int(geom["ksize"][0]) == 1 and all(int(s) == 1 for s in geom["step"]) and int(geom["dilation"][1]) == 1
-             and int(geom["dilation"][2]) == fold and kh * kw <= TILED_MAX_TAPS and fold <= TILED_MAX_FOLD
-             and ry is not None and int(geom["in_shape"][0]) == 1)
-    nb = int(geom["n_batch"])
-    if tiled:
-        tile_w, tile_h = TILED_BLOCK[0] * TILED_RX, TILED_BLOCK[1] * ry
-        taps = np.zeros((), taps_dtype(acc, kh * kw))
+    return Layout(geom, ep, acc.type(plan.cval), f"{CTYPES[x.dtype]}, {CTYPES[rd]}, {CTYPES[acc]}",
+                  BOUNDARY_IDS[plan.boundary], _index_type(sliding, fold), acc)
+
+
+def _tile_grid(lay: Layout, ry: int) -> tuple:
+    tile_w, tile_h = TILED_BLOCK[0] * TILED_RX, TILED_BLOCK[1] * ry
+    return (-(-lay.dim("out_shape", 2) // tile_w), min(-(-lay.dim("out_shape", 1) // tile_h), GRID_YZ_MAX),
+            min(int(lay.geometry["n_batch"]), GRID_YZ_MAX))
+
+
+def plan_launch(x: ArrayView, y: ArrayView, kernel: np.ndarray, plan: CorrelatePlan) -> Launch:
+    """The direct-method launch that correlates `x` into the result `y` (plan.result_shape,
+    C order or any strides) for a checked plan: correlate_tiled for kernels up to 15 x 15 at
+    unit steps, correlate_rows for 1-D kernels along few or long rows (any length),
+    correlate_generic for everything else. x must have a native dtype (NATIVE_INPUTS).
+
+    Examples
+    --------
+    >>> from gpuconv.api import correlate_plan
+    >>> p = correlate_plan((4, 64, 64), np.float32, np.ones((3, 3), np.float32), "same", "edge", 0.0, 1, 1,
+    ...                    None, None, None, "direct")
+    >>> xv = ArrayView.of((4, 64, 64), (16384, 256, 4), np.float32, 0)
+    >>> yv = ArrayView.of((4, 64, 64), (16384, 256, 4), np.float32, 0)
+    >>> plan_launch(xv, yv, np.ones((3, 3), np.float32), p).name
+    'correlate_tiled<float, float, float, 3, 3, 1, 1, 8, int>'
+    """
+    lay = layout(x, y, plan)
+    g, fold = lay.geometry, int(lay.geometry["fold"])
+    k3 = np.ascontiguousarray(kernel, dtype=lay.acc).reshape([int(k) for k in g["ksize"]])
+    kh, kw = lay.dim("ksize", 1), lay.dim("ksize", 2)
+    one_d = lay.dim("ksize", 0) == 1 and kh == 1
+    if one_d and lay.unit_steps and fold == 1 and (kw > 15 or lay.dim("out_shape", 1) < TILED_BLOCK[1] * 8):
+        tiles = -(-lay.dim("out_shape", 2) // (ROWS_THREADS * ROWS_RX))
+        grid = (min(tiles, 2**31 - 1), min(lay.dim("out_shape", 1), GRID_YZ_MAX),
+                min(int(g["n_batch"]), GRID_YZ_MAX))
+        name = f"correlate_rows<{lay.types}, {lay.boundary}, {lay.index}>"
+        return Launch("correlate_rows.cu", name, grid, (ROWS_THREADS, 1, 1), g, k3.ravel(), lay.epilogue, lay.cval,
+                      False)
+    ry = tiled_rows(lay.acc, kh, kw, fold)
+    if (lay.dim("ksize", 0) == 1 and lay.unit_steps and kh * kw <= TILED_MAX_TAPS and fold <= TILED_MAX_FOLD
+            and ry is not None and lay.dim("in_shape", 0) == 1):
+        taps = np.zeros((), taps_dtype(lay.acc, kh * kw))
         taps["w"] = k3.ravel()
-        grid = (-(-int(geom["out_shape"][2]) // tile_w), min(-(-int(geom["out_shape"][1]) // tile_h), GRID_YZ_MAX),
-                min(nb, GRID_YZ_MAX))
-        name = f"correlate_tiled<{types}, {kh}, {kw}, {fold}, {bid}, {ry}, {idx}>"
-        return Launch("correlate_tiled.cu", name, grid, TILED_BLOCK + (1,), geom, taps, ep, cval, True)
-    planes = int(geom["out_shape"][0]) * int(geom["out_shape"][1])
-    grid = (-(-int(geom["out_shape"][2]) // GENERIC_BLOCK), min(planes, GRID_YZ_MAX), min(nb, GRID_YZ_MAX))
-    name = f"correlate_generic<{types}, {bid}, {idx}>"
-    return Launch("correlate_generic.cu", name, grid, (GENERIC_BLOCK, 1, 1), geom, k3.ravel(), ep, cval, False)
+        name = f"correlate_tiled<{lay.types}, {kh}, {kw}, {fold}, {lay.boundary}, {ry}, {lay.index}>"
+        return Launch("correlate_tiled.cu", name, _tile_grid(lay, ry), TILED_BLOCK + (1,), g, taps, lay.epilogue,
+                      lay.cval, True)
+    planes = lay.dim("out_shape", 0) * lay.dim("out_shape", 1)
+    grid = (-(-lay.dim("out_shape", 2) // GENERIC_BLOCK), min(planes, GRID_YZ_MAX), min(int(g["n_batch"]), GRID_YZ_MAX))
+    name = f"correlate_generic<{lay.types}, {lay.boundary}, {lay.index}>"
+    return Launch("correlate_generic.cu", name, grid, (GENERIC_BLOCK, 1, 1), g, k3.ravel(), lay.epilogue, lay.cval,
+                  False)
+
+
+def separable_taps_dtype(acc: np.dtype, rank: int, kh: int, kw: int) -> np.dtype:
+    """numpy twin of GcSeparableTaps<Acc, RANK, KH, KW>."""
+    return np.dtype([("col", acc, (rank, kh)), ("row", acc, (rank, kw))])
+
+
+def plan_separable_launch(x: ArrayView, y: ArrayView, terms: list, plan: CorrelatePlan):
+    """The fused separable launch (correlate_separable) for a 2-D plan whose kernel is the sum
+    of the outer products in `terms` ([col, row] pairs), or None where that kernel does not
+    apply: strides or dilations, more than SEPARABLE_MAX_RANK terms, sides over
+    SEPARABLE_MAX_SIZE, or a tile that does not fit shared memory.
+
+    Examples
+    --------
+    >>> from gpuconv.api import correlate_plan
+    >>> g = np.array([1.0, 2.0, 1.0])
+    >>> p = correlate_plan((64, 64), np.float32, np.outer(g, g), "same", "edge", 0.0, 1, 1,
+    ...                    None, None, None, "separable")
+    >>> v = ArrayView.of((64, 64), (256, 4), np.float32, 0)
+    >>> plan_separable_launch(v, v, [[g, g]], p).name
+    'correlate_separable<float, float, float, 3, 3, 1, 1, 4, 1, int>'
+    """
+    if plan.ndim != 2 or not 1 <= len(terms) <= SEPARABLE_MAX_RANK:
+        return None
+    lay = layout(x, y, plan)
+    g, fold = lay.geometry, int(lay.geometry["fold"])
+    kh, kw = lay.dim("ksize", 1), lay.dim("ksize", 2)
+    ry = tiled_rows(lay.acc, kh, kw, fold, separable=True)
+    if (not lay.unit_steps or max(kh, kw) > SEPARABLE_MAX_SIZE or fold > TILED_MAX_FOLD or ry is None
+            or lay.dim("in_shape", 0) != 1):
+        return None
+    rank = len(terms)
+    taps = np.zeros((), separable_taps_dtype(lay.acc, rank, kh, kw))
+    taps["col"] = [t[0] for t in terms]
+    taps["row"] = [t[1] for t in terms]
+    name = f"correlate_separable<{lay.types}, {kh}, {kw}, {fold}, {lay.boundary}, {ry}, {rank}, {lay.index}>"
+    return Launch("correlate_separable.cu", name, _tile_grid(lay, ry), TILED_BLOCK + (1,), g, taps, lay.epilogue,
+                  lay.cval, True)
 
 
 def variants() -> list:

@@ -30,47 +30,51 @@ _MIN_BLOCK = 32
 _BLOCK_OVERHEAD = 64
 
 
-def next_fast_len(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n.
+def next_fast_len(n: int, primes: tuple = (2, 3, 5)) -> int:
+    """Smallest number >= n whose prime factors are all in `primes` (which include 2).
 
     Examples
     --------
-    >>> next_fast_len(1054), next_fast_len(522), next_fast_len(1)
-    (1080, 540, 1)
+    >>> next_fast_len(1054), next_fast_len(522), next_fast_len(1), next_fast_len(4126, (2, 3, 5, 7))
+    (1080, 540, 1, 4200)
     """
-    best = 1 << max(n - 1, 0).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            q = -(-n // p35)  # smallest power of two times p35 reaching n
-            cand = p35 * (1 << max(q - 1, 0).bit_length())
-            best = min(best, cand)
-            p35 *= 3
-        p5 *= 5
-    return best
+    smooth = _smooth_numbers(primes=tuple(primes))
+    if n <= smooth[-1]:
+        return smooth[bisect.bisect_left(smooth, n)]
+    return 1 << max(n - 1, 0).bit_length()  # beyond the table: a power of two
 
 
-def block_plan(out_len: int, span: int, stride: int) -> tuple:
+def block_plan(out_len: int, span: int, stride: int, primes: tuple = (2, 3, 5), overhead: int | None = None,
+               min_block: int | None = None) -> tuple:
     """(L, B, n): transform length, stride-1 outputs per block, number of blocks along one
-    axis, minimising the transformed samples n*L (times log L) over 5-smooth L.
+    axis, minimising the transformed samples n*L (times log L) over `primes`-smooth L, with
+    a fixed cost of `overhead` samples per block and blocks of at least `min_block` (the
+    numpy tuning, _BLOCK_OVERHEAD and _MIN_BLOCK, when not given).
 
     `out_len` is the number of strided outputs; B is a multiple of `stride` so every block's
     outputs start on the strided grid.
+
+    Examples
+    --------
+    >>> block_plan(100, 5, 2)   # 4 blocks of 54 samples, 50 stride-1 outputs (25 strided) each
+    (54, 50, 4)
     """
+    overhead = _BLOCK_OVERHEAD if overhead is None else overhead
+    min_block = _MIN_BLOCK if min_block is None else min_block
     needed = (out_len - 1) * stride + 1  # stride-1 outputs that must be computed
-    whole = next_fast_len(needed + span - 1)
+    whole = next_fast_len(needed + span - 1, primes)
 
     def cost(n, length):
-        # transform work plus a fixed cost per block (numpy calls, copies), in samples
-        return n * (length * math.log2(max(length, 2)) + _BLOCK_OVERHEAD)
+        # transform work plus a fixed cost per block (calls, copies), in samples
+        return n * (length * math.log2(max(length, 2)) + overhead)
 
     best = (cost(1, whole), whole, -(-needed // stride) * stride, 1)
     # Blocks much longer than the kernel save nothing more; only lengths up to 32 spans
     # (and the single whole block above) are worth comparing.
-    lo = max(span + stride, _MIN_BLOCK)
+    lo = max(span + stride, min_block)
     hi = min(whole - 1, max(32 * (span + stride), 4096))
-    for length in _smooth_numbers()[bisect.bisect_left(_smooth_numbers(), lo):bisect.bisect_right(_smooth_numbers(), hi)]:
+    smooth = _smooth_numbers(primes=tuple(primes))
+    for length in smooth[bisect.bisect_left(smooth, lo):bisect.bisect_right(smooth, hi)]:
         step = (length - span + 1) // stride * stride
         if step >= stride:
             n = -(-needed // step)
@@ -80,19 +84,16 @@ def block_plan(out_len: int, span: int, stride: int) -> tuple:
 
 
 @functools.lru_cache(maxsize=None)
-def _smooth_numbers(limit: int = 1 << 24) -> tuple:
-    """All 2^a 3^b 5^c up to `limit`, sorted."""
-    out = []
-    p5 = 1
-    while p5 <= limit:
-        p35 = p5
-        while p35 <= limit:
-            p = p35
-            while p <= limit:
-                out.append(p)
-                p *= 2
-            p35 *= 3
-        p5 *= 5
+def _smooth_numbers(limit: int = 1 << 24, primes: tuple = (2, 3, 5)) -> tuple:
+    """All numbers up to `limit` whose prime factors are in `primes`, sorted."""
+    out = [1]
+    for p in primes:
+        grown = []
+        for v in out:
+            while v <= limit:
+                grown.append(v)
+                v *= p
+        out = grown
     return tuple(sorted(out))
 
 
