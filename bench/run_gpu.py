@@ -1,7 +1,9 @@
 """GPU bench, BENCH.md rows G1 (per-channel k x k on (32,3,1024,1024) float32, "same", zeros)
 and G3 (uint8 RGB (32,1024,1024,3) NHWC sharpen, edge boundary, uint8 out), against
-cupyx.scipy.ndimage and torch (NCHW and channels_last; cudnn.benchmark on, tf32 off), in one
-process, timed with CUDA events (median of many after warm-up).
+cupyx.scipy.ndimage and torch (NCHW and channels_last; cudnn.benchmark on, tf32 off), and
+G2, G5, G6 (bench/gpu_methods.py: Gaussian, large kernels, long signals, each with every
+gpuconv method timed next to "auto"), in one process, timed with CUDA events (median of
+many after warm-up).
 
 Per row it prints and writes (--out): median ms per peer, the ratio to the best peer, GB/s of
 compulsory traffic, GFLOP/s, and the fraction of the roofline
@@ -20,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 import gpuconv
+from bench import gpu_methods
 
 FMA_PEAK = 66.9e12  # H100 SXM float32, BENCH.md
 
@@ -85,6 +88,8 @@ def bench_g1(cp, torch, rng, bw, sizes) -> list:
         kern = rng.standard_normal((k, k)).astype(np.float32)
         y = gpuconv.correlate(x, kern, "same")
         check_crop(y, x_host, kern, mode="same")
+        methods = gpu_methods.time_methods(cp, event_ms, lambda m: gpuconv.correlate(x, kern, "same", method=m),
+                                           ("direct", "separable", "fft"), repeat=10)
         times = {"gpuconv": event_ms(cp, lambda: gpuconv.correlate(x, kern, "same"))}
         k4 = cp.asarray(kern)[None, None]
         times["cupyx.ndimage.correlate"] = event_ms(cp, lambda: ndimage.correlate(x, k4, mode="constant"), repeat=10)
@@ -94,7 +99,8 @@ def bench_g1(cp, torch, rng, bw, sizes) -> list:
             times["torch NCHW"] = event_ms(cp, lambda: f(xt, w, padding=k // 2, groups=3))
             times["torch channels_last"] = event_ms(cp, lambda: f(xt_cl, w, padding=k // 2, groups=3))
         nbytes = 2 * x.nbytes
-        rows.append(row(f"G1.{k}", times, nbytes, 2 * k * k * x.size, bw))
+        r = row(f"G1.{k}", times, nbytes, 2 * k * k * x.size, bw)
+        rows.append(gpu_methods.with_methods(r, methods, gpu_methods.auto_choice(x, kern, "same")))
     return rows
 
 
@@ -148,15 +154,22 @@ def main(argv=None) -> int:
     props = cp.cuda.runtime.getDeviceProperties(cp.cuda.Device().id)
     device = props["name"].decode()
     print(f"device {device}; copy bandwidth {bw / 1e12:.2f} TB/s")
+    helpers = (event_ms, check_crop, row)
     rows = bench_g1(cp, torch, rng, bw, [int(s) for s in args.sizes.split(",")]) + [bench_g3(cp, torch, rng, bw)]
+    rows.append(gpu_methods.bench_g2(cp, torch, rng, bw, helpers))
+    rows += gpu_methods.bench_g5(cp, torch, rng, bw, helpers)
+    rows += gpu_methods.bench_g6(cp, torch, rng, bw, helpers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_results.json").write_text(json.dumps({"device": device, "copy_bandwidth": bw, "rows": rows}, indent=1))
     lines = [f"device: {device}, copy bandwidth {bw / 1e12:.2f} TB/s", "",
-             "| row | gpuconv ms | best peer | peer ms | speedup | GB/s | roofline |", "|---|---|---|---|---|---|---|"]
+             "| row | gpuconv ms | best peer | peer ms | speedup | GB/s | roofline | auto chose | fastest method |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        auto = (f"{r['auto_choice']} | {r['fastest_method']} ({r['auto_vs_fastest']:.2f}x)" if "auto_choice" in r
+                else "- | -")
         lines.append(f"| {r['row']} | {r['ms']['gpuconv']:.3f} | {r['best_peer']} | {r['best_peer_ms']:.3f} | "
-                     f"{r['speedup_vs_best']:.2f}x | {r['GBps']:.0f} | {r['roofline_fraction']:.0%} |")
+                     f"{r['speedup_vs_best']:.2f}x | {r['GBps']:.0f} | {r['roofline_fraction']:.0%} | {auto} |")
     (out / "gpu_results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(json.dumps([{r["row"]: r["ms"]} for r in rows]))

@@ -1,5 +1,4 @@
 """correlate / convolve against the float64 reference, scipy, numpy and the seed examples."""
-import itertools
 
 import numpy as np
 import pytest

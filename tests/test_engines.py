@@ -14,7 +14,6 @@ from reference import tolerance
 
 
 def make_plan(x, k, mode, boundary, stride, dilation, axes, method, out_dtype=None, clip=None):
-    nd = k.ndim
     pads = [mode_pads(x.shape[a], kk, mode, s, d) for a, kk, s, d in zip(axes, k.shape, stride, dilation)]
     batch_axes = [a for a in range(x.ndim) if a not in axes]
     return CorrelatePlan(batch_shape=tuple(x.shape[a] for a in batch_axes), in_sliding=tuple(x.shape[a] for a in axes),

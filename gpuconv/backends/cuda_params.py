@@ -386,4 +386,32 @@ def variants() -> list:
         tiled(np.dtype(np.uint8), np.dtype(np.uint8), 5, 5, fold, 1)
     for kh, kw in ((1, 2), (1, 7), (7, 1), (2, 4), (4, 2), (1, 15), (15, 1)):  # odd shapes, 1-D rows
         tiled(f32, f32, kh, kw, 1, 0)
+
+    def rows(tin, tout, bid, idx="int"):
+        acc = compute_dtype(tin)
+        out.append(("correlate_rows.cu", f"correlate_rows<{CTYPES[tin]}, {CTYPES[tout]}, {CTYPES[acc]}, {bid}, {idx}>"))
+
+    def separable(tin, tout, kh, kw, fold, bid, rank, idx="int"):
+        acc = compute_dtype(tin)
+        ry = tiled_rows(acc, kh, kw, fold, separable=True)
+        if ry is not None:
+            out.append(("correlate_separable.cu", f"correlate_separable<{CTYPES[tin]}, {CTYPES[tout]}, {CTYPES[acc]}, "
+                                                  f"{kh}, {kw}, {fold}, {bid}, {ry}, {rank}, {idx}>"))
+
+    for tin in natives:                      # long rows: every input dtype and boundary, both indices
+        rows(tin, default_result_dtype(tin), 0)
+    for bid in BOUNDARY_IDS.values():
+        for idx in ("int", "long long"):
+            rows(f32, f32, bid, idx)
+            separable(f32, f32, 11, 11, 1, bid, 1, idx)
+    rows(f32, np.dtype(np.uint8), 1)
+    for tin in natives:                      # separable: every input dtype, Gaussian sizes, ranks, folds
+        separable(tin, default_result_dtype(tin), 5, 5, 1, 1, 1)
+    for k in (3, 7, 15, 31):
+        separable(f32, f32, k, k, 1, 0, 1)
+    for rank in range(2, SEPARABLE_MAX_RANK + 1):
+        separable(f32, f32, 7, 7, 1, 2, rank)
+    for fold in (3, 4):
+        separable(np.dtype(np.uint8), np.dtype(np.uint8), 5, 5, fold, 1, 1)
+    separable(f32, np.dtype(np.int16), 9, 3, 1, 3, 2)
     return out

@@ -61,7 +61,6 @@ def conv_channels_last(xp: np.ndarray, weight: np.ndarray, groups: int, out_spat
     o = weight.shape[0]
     cg, og = c // groups, o // groups
     ks = weight.shape[1:-1]
-    nd = len(ks)
     kk = int(np.prod(ks)) * cg
     st = xp.strides
     shape = (n,) + tuple(out_spatial) + (groups,) + ks + (cg,)
