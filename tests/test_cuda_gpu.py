@@ -28,15 +28,74 @@ def test_cuda_matches_numpy_backend(data):
               boundary=data.draw(st.sampled_from(["constant", "edge", "reflect", "symmetric", "wrap"]), label="b"),
               stride=data.draw(st.sampled_from([1, 1, 2]), label="stride"),
               dilation=data.draw(st.sampled_from([1, 1, 2]), label="dilation"), cval=0.5)
+    method = data.draw(st.sampled_from(["auto", "direct", "separable", "fft"]), label="method")
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
     x = (rng.standard_normal(shape) * 40).astype(dtype)
     k = rng.standard_normal(kshape).astype(np.float32)
+    if method == "separable" and nd > 1 and data.draw(st.booleans(), label="rank 1"):
+        k = np.einsum(",".join("ijk"[:nd]) + "->" + "ijk"[:nd], *[rng.standard_normal(n) for n in kshape])
+        k = k.astype(np.float32)
     expect = gpuconv.correlate(x, k, **kw)
-    got = gpuconv.correlate(cp.asarray(x), k, **kw)
+    got = gpuconv.correlate(cp.asarray(x), k, method=method, **kw)
     assert isinstance(got, cp.ndarray) and got.dtype == expect.dtype and got.shape == expect.shape
     tol = 2e-2 if dtype == "float16" else 1e-9 if expect.dtype == np.float64 else 1e-4
     np.testing.assert_allclose(cp.asnumpy(got).astype(np.float64), expect.astype(np.float64), rtol=tol,
                                atol=tol * max(1.0, np.abs(expect.astype(np.float64)).max()))
+
+
+@pytest.mark.parametrize("boundary", ["constant", "reflect"])
+def test_fused_separable_and_fft_on_large_images(boundary):
+    import cupy as cp
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((4, 3, 700, 900)).astype(np.float32)
+    xd = cp.asarray(x)
+    g = gpuconv.kernels.gaussian(11, 2.0)
+    expect = gpuconv.correlate(x, g, "same", boundary=boundary, axes=(2, 3))
+    for method in ("separable", "fft", "auto"):
+        out = cp.full(x.shape, cp.nan, dtype=cp.float32)
+        gpuconv.correlate(xd, g, "same", boundary=boundary, axes=(2, 3), method=method, out=out)
+        np.testing.assert_allclose(cp.asnumpy(out), expect, rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("k", [3, 101, 1001])
+def test_long_signal_rows_kernel_and_fft(k):
+    import cupy as cp
+
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal(3_000_001).astype(np.float32)
+    kern = rng.standard_normal(k).astype(np.float32)
+    expect = gpuconv.convolve(x, kern, "same", boundary="wrap")
+    scale = np.abs(kern).sum() * 5
+    for method in ("direct", "fft", "auto"):
+        got = cp.asnumpy(gpuconv.convolve(cp.asarray(x), kern, "same", boundary="wrap", method=method))
+        np.testing.assert_allclose(got, expect, rtol=0, atol=1e-5 * scale)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["G2", "G5.63", "G6.3", "G6.1001"])
+def test_auto_is_within_10_percent_of_the_fastest_method(case):
+    """BENCH.md's rule for auto, on the workloads themselves (CUDA event timings)."""
+    import cupy as cp
+
+    from bench.run_gpu import event_ms
+
+    rng = np.random.default_rng(0)
+    if case == "G2":
+        x, k, methods, kw = (rng.standard_normal((32, 3, 1024, 1024), dtype=np.float32),
+                             gpuconv.kernels.gaussian(11, 2.0), ("direct", "separable", "fft"), {"axes": (2, 3)})
+    elif case == "G5.63":
+        x, k, methods, kw = (rng.standard_normal((4096, 4096), dtype=np.float32),
+                             rng.standard_normal((63, 63)).astype(np.float32), ("direct", "fft"), {})
+    else:
+        n = int(case.split(".")[1])
+        x, k, methods, kw = (rng.standard_normal(2**26, dtype=np.float32), rng.standard_normal(n).astype(np.float32),
+                             ("direct", "fft"), {})
+    xd = cp.asarray(x)
+    times = {m: event_ms(cp, lambda m=m: gpuconv.correlate(xd, k, "same", method=m, **kw), repeat=5)
+             for m in ("auto",) + methods}
+    fastest = min(times[m] for m in methods)
+    assert times["auto"] <= 1.1 * fastest, times
 
 
 def test_out_is_poisoned_then_fully_written():
