@@ -44,57 +44,48 @@ correlate_separable(const Tin* __restrict__ x, Tout* __restrict__ y, const GcGeo
     __shared__ __align__(16) Acc s_tile[ROWS][S::PITCH];
     __shared__ __align__(16) Acc s_mid[ROWS][TILE_W];
 
+    constexpr int SPAN_V = S::SPAN_V, BY = S::BY;
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int tid = ty * S::BX + tx;
-    const long long tiles_y = (g.out_shape[1] + TILE_H - 1) / TILE_H;
-    const Idx ox0 = (Idx)blockIdx.x * TILE_W;
-
-    for (long long b = blockIdx.z; b < g.n_batch; b += gridDim.z) {
-        long long in_off, out_off;
-        gc_batch_offsets(b, g, in_off, out_off);
-        for (long long tile_y = blockIdx.y; tile_y < tiles_y; tile_y += gridDim.y) {
-            const Idx oy0 = (Idx)tile_y * TILE_H;
-            __syncthreads();                              // the previous tile is consumed
-            gc_load_tile<S, BOUNDARY, FOLD>(s_tile, x + in_off, g, oy0 - (Idx)g.pad_lo[1],
-                                            ox0 - (Idx)g.pad_lo[2], cval, tid);
-            Acc acc[RY][RX];
+    for (GcTileCursor<S, Idx> tile(g); tile.next(g);) {
+        const Idx oy0 = tile.oy0, ox0 = tile.ox0;
+        gc_load_tile<S, BOUNDARY, FOLD>(s_tile, x + tile.in_off, g, oy0 - (Idx)g.pad_lo[1], ox0 - (Idx)g.pad_lo[2], cval);
+        Acc acc[RY][RX];
 #pragma unroll
-            for (int i = 0; i < RY; ++i)
+        for (int i = 0; i < RY; ++i)
 #pragma unroll
-                for (int j = 0; j < RX; ++j) acc[i][j] = (Acc)0;
+            for (int j = 0; j < RX; ++j) acc[i][j] = (Acc)0;
 
 #pragma unroll
-            for (int t = 0; t < RANK; ++t) {
-                __syncthreads();                          // tile loaded / previous term's s_mid read
-                // ---- row pass: every tile row, halo rows included ---------------------------
-                for (int r = ty; r < ROWS; r += S::BY) {
-                    Acc v[S::SPAN_V * VA];
-                    gc_read_row<S::SPAN_V>(&s_tile[r][tx * RX], v);
-                    Acc m[RX];
+        for (int t = 0; t < RANK; ++t) {
+            if (t > 0) __syncthreads();               // the previous term's s_mid is read
+            // ---- row pass: every tile row, halo rows included ---------------------------
+            for (int r = ty; r < ROWS; r += BY) {
+                Acc v[SPAN_V * VA];
+                gc_read_row(&s_tile[r][tx * RX], v);
+                Acc m[RX];
 #pragma unroll
-                    for (int j = 0; j < RX; ++j) m[j] = (Acc)0;
+                for (int j = 0; j < RX; ++j) m[j] = (Acc)0;
 #pragma unroll
-                    for (int kx = 0; kx < KW; ++kx)
+                for (int kx = 0; kx < KW; ++kx)
 #pragma unroll
-                        for (int j = 0; j < RX; ++j) m[j] = fma(taps.row[t][kx], v[j + kx * FOLD], m[j]);
-                    gc_write_row<RX / VA>(&s_mid[r][tx * RX], m);
-                }
-                __syncthreads();
-                // ---- column pass: RY x RX outputs from the row-pass result ------------------
+                    for (int j = 0; j < RX; ++j) m[j] = fma(taps.row[t][kx], v[j + kx * FOLD], m[j]);
+                gc_write_row(&s_mid[r][tx * RX], m);
+            }
+            __syncthreads();
+            // ---- column pass: RY x RX outputs from the row-pass result ------------------
 #pragma unroll
-                for (int r = 0; r < RY + KH - 1; ++r) {
-                    Acc u[RX];
-                    gc_read_row<RX / VA>(&s_mid[ty * RY + r][tx * RX], u);
+            for (int r = 0; r < RY + KH - 1; ++r) {
+                Acc u[RX];
+                gc_read_row(&s_mid[ty * RY + r][tx * RX], u);
 #pragma unroll
-                    for (int i = 0; i < RY; ++i) {
-                        const int ky = r - i;
-                        if (ky < 0 || ky >= KH) continue; // resolved at compile time
+                for (int i = 0; i < RY; ++i) {
+                    const int ky = r - i;
+                    if (ky < 0 || ky >= KH) continue; // resolved at compile time
 #pragma unroll
-                        for (int j = 0; j < RX; ++j) acc[i][j] = fma(taps.col[t][ky], u[j], acc[i][j]);
-                    }
+                    for (int j = 0; j < RX; ++j) acc[i][j] = fma(taps.col[t][ky], u[j], acc[i][j]);
                 }
             }
-            gc_store_block(y + out_off, acc, g, oy0 + ty * RY, ox0 + tx * RX, ep);
         }
+        gc_store_block(y + tile.out_off, acc, g, oy0 + ty * RY, ox0 + tx * RX, ep);
     }
 }

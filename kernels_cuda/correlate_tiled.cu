@@ -40,44 +40,33 @@ correlate_tiled(const Tin* __restrict__ x, Tout* __restrict__ y, const GcGeometr
 
     __shared__ __align__(16) Acc s_tile[S::ROWS][S::PITCH];
 
+    constexpr int SPAN_V = S::SPAN_V;
     const int tx = threadIdx.x, ty = threadIdx.y;
-    const int tid = ty * S::BX + tx;
-    const long long tiles_y = (g.out_shape[1] + TILE_H - 1) / TILE_H;
-    const Idx ox0 = (Idx)blockIdx.x * TILE_W;
-
-    for (long long b = blockIdx.z; b < g.n_batch; b += gridDim.z) {
-        long long in_off, out_off;
-        gc_batch_offsets(b, g, in_off, out_off);
-        for (long long tile_y = blockIdx.y; tile_y < tiles_y; tile_y += gridDim.y) {
-            const Idx oy0 = (Idx)tile_y * TILE_H;
-            __syncthreads();                              // the previous tile is consumed
-            gc_load_tile<S, BOUNDARY, FOLD>(s_tile, x + in_off, g, oy0 - (Idx)g.pad_lo[1],
-                                            ox0 - (Idx)g.pad_lo[2], cval, tid);
-            __syncthreads();
-
-            // ---- RY x RX outputs per thread: each input row segment is read once ----------
-            Acc acc[RY][RX];
+    for (GcTileCursor<S, Idx> tile(g); tile.next(g);) {
+        const Idx oy0 = tile.oy0, ox0 = tile.ox0;
+        gc_load_tile<S, BOUNDARY, FOLD>(s_tile, x + tile.in_off, g, oy0 - (Idx)g.pad_lo[1], ox0 - (Idx)g.pad_lo[2], cval);
+        // ---- RY x RX outputs per thread: each input row segment is read once ----------
+        Acc acc[RY][RX];
 #pragma unroll
-            for (int i = 0; i < RY; ++i)
+        for (int i = 0; i < RY; ++i)
 #pragma unroll
-                for (int j = 0; j < RX; ++j) acc[i][j] = (Acc)0;
+            for (int j = 0; j < RX; ++j) acc[i][j] = (Acc)0;
 
 #pragma unroll
-            for (int r = 0; r < RY + KH - 1; ++r) {       // input rows this thread touches
-                Acc v[S::SPAN_V * VA];
-                gc_read_row<S::SPAN_V>(&s_tile[ty * RY + r][tx * RX], v);
+        for (int r = 0; r < RY + KH - 1; ++r) {       // input rows this thread touches
+            Acc v[SPAN_V * VA];
+            gc_read_row(&s_tile[ty * RY + r][tx * RX], v);
 #pragma unroll
-                for (int i = 0; i < RY; ++i) {            // output rows fed by input row r
-                    const int ky = r - i;
-                    if (ky < 0 || ky >= KH) continue;     // resolved at compile time
+            for (int i = 0; i < RY; ++i) {            // output rows fed by input row r
+                const int ky = r - i;
+                if (ky < 0 || ky >= KH) continue;     // resolved at compile time
 #pragma unroll
-                    for (int kx = 0; kx < KW; ++kx)
+                for (int kx = 0; kx < KW; ++kx)
 #pragma unroll
-                        for (int j = 0; j < RX; ++j)
-                            acc[i][j] = fma(taps.w[ky * KW + kx], v[j + kx * FOLD], acc[i][j]);
-                }
+                    for (int j = 0; j < RX; ++j)
+                        acc[i][j] = fma(taps.w[ky * KW + kx], v[j + kx * FOLD], acc[i][j]);
             }
-            gc_store_block(y + out_off, acc, g, oy0 + ty * RY, ox0 + tx * RX, ep);
         }
+        gc_store_block(y + tile.out_off, acc, g, oy0 + ty * RY, ox0 + tx * RX, ep);
     }
 }

@@ -37,11 +37,14 @@ struct GcTileShape {
 // Fill s_tile[0..ROWS)[0..COLS) with the padded input rows iy0.. and columns ix0.. of one
 // image xb. Interior tiles skip all boundary arithmetic (16-byte loads when the rows are
 // aligned and x has unit stride); border tiles remap every index the way numpy.pad would.
-// All threads of the block call it; the caller synchronises before and after.
+// All threads of the block call it; it synchronises before (the previous tile is consumed)
+// and after (the tile is complete).
 template <typename S, int BOUNDARY, int FOLD, typename Tin, typename Acc, typename Idx>
 __device__ __forceinline__ void gc_load_tile(Acc (*s_tile)[S::PITCH], const Tin* __restrict__ xb,
-                                             const GcGeometry& g, Idx iy0, Idx ix0, Acc cval, int tid) {
+                                             const GcGeometry& g, Idx iy0, Idx ix0, Acc cval) {
     constexpr int ROWS = S::ROWS, COLS = S::COLS, VIN = S::VIN, NT = S::THREADS;
+    const int tid = threadIdx.y * S::BX + threadIdx.x;
+    __syncthreads();
     const Idx n_y = g.in_shape[1], n_x = g.in_shape[2];
     const Idx sy = g.in_stride[1], sx = g.in_stride[2];
     const bool interior = iy0 >= 0 && iy0 + ROWS <= n_y && ix0 >= 0 && ix0 + COLS <= n_x;
@@ -72,12 +75,41 @@ __device__ __forceinline__ void gc_load_tile(Acc (*s_tile)[S::PITCH], const Tin*
             s_tile[r][c] = (sr < 0 || sc < 0) ? cval : gc_to_acc<Acc>(gc_load(xb + sr * sy + sc * sx));
         }
     }
+    __syncthreads();
 }
 
-// Read VA-wide words [0, N) of a shared-memory row into registers v[0, N*VA) (16 bytes each).
-template <int N, typename Acc>
-__device__ __forceinline__ void gc_read_row(const Acc* row, Acc* v) {
-    constexpr int VA = 16 / (int)sizeof(Acc);
+// This block's tiles, in order: every image of the batch (grid-stride over blockIdx.z) and
+// every tile row (grid-stride over blockIdx.y) at tile column blockIdx.x. Usage:
+//     for (GcTileCursor<S, Idx> t(g); t.next(g);) { ... t.in_off, t.out_off, t.oy0, t.ox0 ... }
+// Every thread of a block takes the same steps, so barriers inside the loop are safe.
+template <typename S, typename Idx>
+struct GcTileCursor {
+    long long b, tile_y, tiles_y;
+    long long in_off = 0, out_off = 0;   // element offsets of the image in x and y
+    Idx oy0 = 0, ox0;                    // the tile's first output row and column
+
+    __device__ explicit GcTileCursor(const GcGeometry& g)
+        : b(blockIdx.z), tile_y((long long)blockIdx.y - gridDim.y),
+          tiles_y((g.out_shape[1] + S::TILE_H - 1) / S::TILE_H), ox0((Idx)blockIdx.x * S::TILE_W) {}
+
+    __device__ bool next(const GcGeometry& g) {
+        tile_y += gridDim.y;
+        for (; b < g.n_batch; b += gridDim.z, tile_y = blockIdx.y) {
+            if (tile_y < tiles_y) {
+                gc_batch_offsets(b, g, in_off, out_off);
+                oy0 = (Idx)tile_y * S::TILE_H;
+                return true;
+            }
+        }
+        return false;
+    }
+};
+
+// Read a shared-memory row into the registers v[0, M), 16 bytes at a time (M a multiple of
+// 16 / sizeof(Acc); the sizes are deduced, so callers inside lambdas pass no template arguments).
+template <typename Acc, int M>
+__device__ __forceinline__ void gc_read_row(const Acc* row, Acc (&v)[M]) {
+    constexpr int VA = 16 / (int)sizeof(Acc), N = M / VA;
 #pragma unroll
     for (int q = 0; q < N; ++q) {
         if constexpr (VA == 4) {
@@ -90,10 +122,10 @@ __device__ __forceinline__ void gc_read_row(const Acc* row, Acc* v) {
     }
 }
 
-// Write registers v[0, N*VA) to VA-wide words [0, N) of a shared-memory row (16 bytes each).
-template <int N, typename Acc>
-__device__ __forceinline__ void gc_write_row(Acc* row, const Acc* v) {
-    constexpr int VA = 16 / (int)sizeof(Acc);
+// Write the registers v[0, M) to a shared-memory row, 16 bytes at a time (as gc_read_row).
+template <typename Acc, int M>
+__device__ __forceinline__ void gc_write_row(Acc* row, const Acc (&v)[M]) {
+    constexpr int VA = 16 / (int)sizeof(Acc), N = M / VA;
 #pragma unroll
     for (int q = 0; q < N; ++q) {
         if constexpr (VA == 4) {
