@@ -22,7 +22,7 @@ import numpy as np
 from ..decompose import rank_tolerance, separable_terms
 from ..dispatch import BackendUnavailableError
 from ..plan import ConvPlan, CorrelatePlan
-from .cuda_cost import pass_plan
+from .cuda_cost import finish_plan, pass_plan
 from .cuda_fft import fft_correlate
 from .cuda_params import NATIVE_INPUTS, ArrayView, BatchAxesError, ByValue, plan_launch, plan_separable_launch
 
@@ -76,7 +76,7 @@ class CudaBackend:
         from ..dispatch import array_kind, to_numpy
 
         if array_kind(kernel) == "cuda":
-            return xp.asnumpy(self.device_array("kernel", kernel))
+            return self.to_host(self.device_array("kernel", kernel))
         return to_numpy("kernel", kernel)
 
     def to_host(self, a) -> np.ndarray:
@@ -185,11 +185,7 @@ class CudaBackend:
     def _finish(self, src, dst, plan) -> None:
         """dst = plan's epilogue (clip, round, saturating cast) of src, a compute-dtype array of
         dst's shape: one pass of a 1-tap kernel, so any strides of dst are written in place."""
-        from ..api import correlate_plan  # api imports the backends: import at call time
-
-        identity = correlate_plan(src.shape, src.dtype, np.ones(1, src.dtype), "valid", "constant", 0.0, 1, 1, None,
-                                  plan.result_dtype, plan.clip, "direct")
-        self._direct(src, dst, np.ones(1, src.dtype), identity)
+        self._direct(src, dst, np.ones(1, src.dtype), finish_plan(plan, src.shape))
 
     # ---- separable ------------------------------------------------------------------------------
     def _separable(self, x, y, terms: list, plan) -> None:
@@ -232,19 +228,19 @@ class CudaBackend:
         the direct kernels.
         """
         xp, nd = self.xp, plan.ndim
+        trailing = tuple(range(x.ndim - nd, x.ndim))             # y has x's number of axes
         r = fft_correlate(xp, x, kernel, plan)                    # (images, *out_sliding)
         bad = ~xp.isfinite(r.sum(axis=tuple(range(1, nd + 1))))
         redo = np.flatnonzero(self.to_host(bad))
         if redo.size:
-            trailing = tuple(range(x.ndim - nd, x.ndim))
             images = xp.moveaxis(x, plan.axes, trailing).reshape((-1,) + tuple(plan.in_sliding))
-            sub = xp.ascontiguousarray(images[xp.asarray(redo)])
+            redo_d = xp.asarray(redo)
+            sub = xp.ascontiguousarray(images[redo_d])
             sub_plan = dataclasses.replace(plan, batch_shape=(redo.size,), in_shape=tuple(sub.shape),
                                            axes=tuple(range(1, nd + 1)), result_dtype=plan.compute_dtype, clip=None)
             fixed = xp.empty(sub_plan.result_shape, dtype=plan.compute_dtype)
             self._direct(sub, fixed, kernel, sub_plan)
-            r[xp.asarray(redo)] = fixed
-        trailing = tuple(range(y.ndim - nd, y.ndim))
+            r[redo_d] = fixed
         self._finish(r.reshape(tuple(plan.batch_shape) + tuple(plan.out_sliding)),
                      xp.moveaxis(y, plan.axes, trailing), plan)
 

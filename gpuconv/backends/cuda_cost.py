@@ -22,7 +22,7 @@ import numpy as np
 
 from ..plan import CorrelatePlan
 from .cuda_fft import block_samples, fft_blocks
-from .cuda_params import ArrayView, plan_launch, plan_separable_launch
+from .cuda_params import TILED_BLOCK, ArrayView, plan_launch, plan_separable_launch, tiled_rows
 
 METHODS = ("direct", "separable", "fft")
 # A separable plan must beat direct by this margin: both are often memory-bound, and the
@@ -72,13 +72,13 @@ def pass_plan(plan: CorrelatePlan, i: int, shape: tuple, last: bool) -> Correlat
         result_dtype=plan.result_dtype if last else acc, clip=plan.clip if last else None, method="direct")
 
 
-def finish_plan(plan: CorrelatePlan) -> CorrelatePlan:
-    """The pass that applies plan's epilogue (clip, cast) to a compute-dtype result laid out
-    as plan.out_shape: a 1-tap kernel along the last axis."""
-    return dataclasses.replace(plan, batch_shape=plan.out_shape[:-1], in_sliding=plan.out_sliding[-1:],
-                               in_shape=plan.out_shape, kernel_shape=(1,), out_sliding=plan.out_sliding[-1:],
-                               axes=(len(plan.out_shape) - 1,), pad_lo=(0,), pad_hi=(0,), stride=(1,), dilation=(1,),
-                               method="direct")
+def finish_plan(plan: CorrelatePlan, shape: tuple) -> CorrelatePlan:
+    """The pass that applies plan's epilogue (clip, round, saturating cast) to a compute-dtype
+    result of `shape` (any axis order): a 1-tap kernel along the last axis, no padding."""
+    shape = tuple(shape)
+    return dataclasses.replace(plan, batch_shape=shape[:-1], in_sliding=shape[-1:], in_shape=shape, kernel_shape=(1,),
+                               out_sliding=shape[-1:], axes=(len(shape) - 1,), pad_lo=(0,), pad_hi=(0,), stride=(1,),
+                               dilation=(1,), boundary="constant", cval=0.0, method="direct")
 
 
 def method_launches(plan: CorrelatePlan, in_dtype, method: str, rank: int | None = None) -> list:
@@ -95,8 +95,8 @@ def method_launches(plan: CorrelatePlan, in_dtype, method: str, rank: int | None
         fused = plan_separable_launch(xv, yv, terms, plan)
         if fused is not None:
             kh, kw = plan.kernel_shape
-            ry = int(fused.name.split(",")[-3])
-            tile_h = 8 * ry
+            ry = tiled_rows(np.dtype(plan.compute_dtype), kh, kw, int(fused.geometry["fold"]), separable=True)
+            tile_h = TILED_BLOCK[1] * ry
             fma = rank * (kw * (tile_h + kh - 1) / tile_h + kh)
             return [launch_features(plan, in_dtype, "separable", fma)]
         out = []
@@ -107,7 +107,7 @@ def method_launches(plan: CorrelatePlan, in_dtype, method: str, rank: int | None
                 out += method_launches(p, dtype, "direct")
                 shape, dtype = p.result_shape, plan.compute_dtype
         if rank > 1:  # the terms are summed in the compute dtype, then one finishing pass
-            out.append(launch_features(finish_plan(plan), plan.compute_dtype, "tiled", 1))
+            out += method_launches(finish_plan(plan, plan.result_shape), plan.compute_dtype, "direct")
         return out
     if method == "fft":
         acc = np.dtype(plan.compute_dtype).itemsize

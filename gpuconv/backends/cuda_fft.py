@@ -23,7 +23,7 @@ import numpy as np
 
 from ..boundary import boundary_index
 from ..plan import CorrelatePlan
-from .np_fft import block_plan
+from .np_fft import dilated_kernel, fft_geometry
 
 FFT_PRIMES = (2, 3, 5, 7)
 # A block's fixed cost in samples per axis (a kernel launch amortised over a batched plan is
@@ -46,9 +46,8 @@ def fft_blocks(plan: CorrelatePlan) -> list:
     >>> [L for L, _, _ in fft_blocks(p)]
     [378, 378]
     """
-    spans = [d * (k - 1) + 1 for k, d in zip(plan.kernel_shape, plan.dilation)]
-    return [block_plan(o, e, s, FFT_PRIMES, BLOCK_OVERHEAD, MIN_BLOCK)
-            for o, e, s in zip(plan.out_sliding, spans, plan.stride)]
+    return fft_geometry(None, plan.kernel_shape, plan.out_sliding, plan.stride, plan.dilation, primes=FFT_PRIMES,
+                        overhead=BLOCK_OVERHEAD, min_block=MIN_BLOCK)
 
 
 def block_samples(plan: CorrelatePlan) -> int:
@@ -67,9 +66,7 @@ def default_workspace(xp) -> int:
 def kernel_spectrum(xp, kernel: np.ndarray, plan: CorrelatePlan, lengths: tuple, acc: np.dtype):
     """conj(rfftn(dilated kernel, lengths)) on the device: the product with a block's spectrum
     is then the block's circular cross-correlation."""
-    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel.shape, plan.dilation))
-    kd = np.zeros(span, dtype=acc)
-    kd[tuple(slice(None, None, d) for d in plan.dilation)] = kernel
+    kd = dilated_kernel(kernel, plan.dilation, acc)
     return xp.conj(xp.fft.rfftn(xp.asarray(kd), s=lengths, axes=tuple(range(kernel.ndim))))
 
 

@@ -97,10 +97,25 @@ def _smooth_numbers(limit: int = 1 << 24, primes: tuple = (2, 3, 5)) -> tuple:
     return tuple(sorted(out))
 
 
-def fft_geometry(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride: tuple, dilation: tuple) -> list:
-    """block_plan for every sliding axis."""
+def fft_geometry(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride: tuple, dilation: tuple,
+                 **tuning) -> list:
+    """block_plan for every sliding axis (`tuning`: block_plan's primes, overhead, min_block)."""
     spans = [d * (k - 1) + 1 for k, d in zip(kernel_shape, dilation)]
-    return [block_plan(o, e, s) for o, e, s in zip(out_sliding, spans, stride)]
+    return [block_plan(o, e, s, **tuning) for o, e, s in zip(out_sliding, spans, stride)]
+
+
+def dilated_kernel(kernel: np.ndarray, dilation: tuple, dtype=None) -> np.ndarray:
+    """The kernel with its taps spread `dilation` apart and zeros between (span d*(k-1)+1).
+
+    Examples
+    --------
+    >>> dilated_kernel(np.array([1.0, 2.0, 3.0]), (2,))
+    array([1., 0., 2., 0., 3.])
+    """
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel.shape, dilation))
+    kd = np.zeros(span, dtype=kernel.dtype if dtype is None else dtype)
+    kd[tuple(slice(None, None, d) for d in dilation)] = kernel
+    return kd
 
 
 def padded_extent(padded: tuple, kernel_shape: tuple, out_sliding: tuple, stride: tuple, dilation: tuple) -> tuple:
@@ -127,10 +142,7 @@ def fft_correlate(xp: np.ndarray, kernel: np.ndarray, out_sliding: tuple, stride
     dtype = xp.dtype if xp.dtype.kind == "f" else kernel.dtype
     # dilated kernel: taps spread d apart; its conjugate spectrum turns the product into a
     # cross-correlation
-    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel.shape, dilation))
-    kd = np.zeros(span, dtype=kernel.dtype)
-    kd[tuple(slice(None, None, d) for d in dilation)] = kernel
-    kf = np.conj(np.fft.rfftn(kd, s=lengths, axes=tuple(range(nd))))
+    kf = np.conj(np.fft.rfftn(dilated_kernel(kernel, dilation), s=lengths, axes=tuple(range(nd))))
     st = xp.strides
     view = as_strided(xp, shape=(xp.shape[0],) + counts + lengths,
                       strides=(st[0],) + tuple(b * s for b, s in zip(steps, st[1:])) + st[1:], writeable=False)
