@@ -281,9 +281,12 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
         if out is not None:
             raise ValueError("out= is not supported for dask arrays; store the lazy result with dask.array.store")
         return gpuconv_dask.conv(nd, x, weight, bias, *args, backend=backend)
+    checks.check_choice("backend", backend, checks.BACKENDS)
+    if resolve_backend(backend, array_kind(x)) == "cuda":
+        return _conv_cuda(nd, x, weight, bias, args, out, out_dtype)
     name, xa, wa = _inputs(x, weight, backend)
-    if name == "cuda":
-        get_backend("cuda").conv(xa, wa, bias, None)  # explains what is not built yet
+    if bias is not None and array_kind(bias) == "cuda":
+        raise ValueError("bias is a CUDA array but x is on the host; pass both on the same device")
     ba = None if bias is None else to_numpy("bias", bias)
     plan = conv_plan(nd, xa.shape, xa.dtype, wa, ba, *args)
     if plan.unbatched:
@@ -302,6 +305,33 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
         out[...] = y
         return out
     return wrap_like(x, y)
+
+
+def _conv_cuda(nd, x, weight, bias, args, out, out_dtype):
+    """The CUDA leg of _conv: weight and bias stay where they are (device arrays are not read
+    back), the result (or `out`) is written by the kernel on the caller's stream."""
+    be = get_backend("cuda")  # raises BackendUnavailableError with the reason
+    xa = be.device_array("x", x)
+    wa = be.bank_operand("weight", weight)
+    ba = None if bias is None else be.bank_operand("bias", bias)
+    plan = conv_plan(nd, xa.shape, xa.dtype, wa, ba, *args)
+    out_dev = None
+    if out is not None:
+        out_dev = be.device_array("out", out)
+        requested = None if out_dtype is None else plan.result_dtype
+        plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.out_shape, xa, requested))
+    if plan.unbatched:
+        xa = xa[None]
+        out_dev = None if out_dev is None else out_dev[None]
+    with be.stream_of(x):
+        batched = plan.out_shape if not plan.unbatched else (1,) + plan.out_shape
+        if 0 in batched:
+            y = out_dev if out_dev is not None else be.empty(batched, plan.result_dtype)
+        else:
+            y = be.conv(xa, wa, ba, plan, out=out_dev)
+    if out is not None:
+        return out
+    return be.wrap_like(x, y[0] if plan.unbatched else y)
 
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, boundary="constant",

@@ -1,6 +1,8 @@
 """The CUDA backend: correlate on CuPy arrays (and other CUDA arrays through DLPack) with the
 kernels of kernels_cuda/, chosen and parameterised by gpuconv.backends.cuda_params.
 
+Kernel banks (conv2d / conv1d): CudaBackend.conv, with gpuconv.backends.cuda_conv.
+
 Methods: "direct" (correlate_tiled / correlate_rows / correlate_generic), "separable" (the
 fused correlate_separable kernel, or 1-D passes where it does not apply), "fft" (cuFFT
 through cupy.fft, gpuconv.backends.cuda_fft); "auto" asks gpuconv.backends.cuda_cost.
@@ -22,6 +24,7 @@ import numpy as np
 from ..decompose import rank_tolerance, separable_terms
 from ..dispatch import BackendUnavailableError
 from ..plan import ConvPlan, CorrelatePlan
+from .cuda_conv import arithmetic, plan_conv_launch
 from .cuda_cost import finish_plan, pass_plan
 from .cuda_fft import fft_correlate
 from .cuda_params import NATIVE_INPUTS, ArrayView, BatchAxesError, ByValue, plan_launch, plan_separable_launch
@@ -244,8 +247,29 @@ class CudaBackend:
         self._finish(r.reshape(tuple(plan.batch_shape) + tuple(plan.out_sliding)),
                      xp.moveaxis(y, plan.axes, trailing), plan)
 
-    def conv(self, x, weight, bias, plan: ConvPlan):
-        raise BackendUnavailableError(
-            "conv2d/conv1d on CUDA arrays is not built yet (kernel banks on the GPU come next); "
-            "copy x to the host (cupy.asnumpy(x)) to run it on the numpy backend")
+    # ---- kernel banks ---------------------------------------------------------------------------
+    def bank_operand(self, name: str, obj):
+        """weight or bias of a CUDA conv: a device array as it is (no read-back to the host),
+        anything else as a host array (uploaded by conv, after the plan has checked it)."""
+        from ..dispatch import array_kind, to_numpy
+
+        return self.device_array(name, obj) if array_kind(obj) == "cuda" else to_numpy(name, obj)
+
+    def conv(self, x, weight, bias, plan: ConvPlan, out=None):
+        """Kernel bank (conv2d / conv1d) of batched device array x into `out` (the batched
+        result, any strides) or a new C-ordered array: implicit GEMM on tensor cores or with
+        exact FMAs (gpuconv.backends.cuda_conv.arithmetic decides from plan.precision), the
+        depthwise kernel where each group has one input channel."""
+        xp = self.xp
+        if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
+            x = x.astype(plan.compute_dtype)
+        shape = plan.out_shape if not plan.unbatched else (1,) + plan.out_shape
+        y = out if out is not None else xp.empty(shape, dtype=plan.result_dtype)
+        how = arithmetic(plan.precision, x.dtype, self.runtime.tensor_cores())
+        launch = plan_conv_launch(self._view(x), self._view(y), plan, how)
+        w = xp.ascontiguousarray(xp.asarray(weight, dtype=launch.weight_dtype))
+        b = w if bias is None else xp.ascontiguousarray(xp.asarray(bias, dtype=launch.weight_dtype))
+        self.runtime.launch(launch.filename, launch.name, launch.grid, launch.block,
+                            (x, y, ByValue(launch.geometry), w, b, ByValue(launch.epilogue)))
+        return y
 

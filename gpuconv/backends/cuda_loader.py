@@ -89,6 +89,10 @@ class CupyRuntime:
     def address(a) -> int:
         return a.data.ptr
 
+    def tensor_cores(self) -> bool:
+        """Whether the current device runs mma.sync with tf32 and float16 (sm_80 and newer)."""
+        return int(self.xp.cuda.Device().compute_capability) >= 80
+
     def launch(self, filename: str, name: str, grid: tuple, block: tuple, args: tuple) -> None:
         """Launch on CuPy's current stream; returns at once (no host synchronisation)."""
         self.function(filename, name)(grid, block, args)

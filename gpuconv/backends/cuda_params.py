@@ -56,6 +56,19 @@ def epilogue_dtype(acc: np.dtype) -> np.dtype:
     return np.dtype([("clip_lo", acc), ("clip_hi", acc), ("int_lo", acc), ("int_hi", acc)])
 
 
+def epilogue_block(acc: np.dtype, clip, result_dtype) -> np.ndarray:
+    """The GcEpilogue<Acc> block: clip bounds (infinite when not clipping) and, for integer
+    results, the saturation bounds."""
+    ep = np.zeros((), epilogue_dtype(acc))
+    lo, hi = (None, None) if clip is None else clip
+    ep["clip_lo"] = -np.inf if lo is None else lo
+    ep["clip_hi"] = np.inf if hi is None else hi
+    rd = np.dtype(result_dtype)
+    if rd.kind in "iu":
+        ep["int_lo"], ep["int_hi"] = integer_bounds(rd, acc)
+    return ep
+
+
 def taps_dtype(acc: np.dtype, n: int) -> np.dtype:
     """numpy twin of GcTaps<Acc, n>."""
     return np.dtype([("w", acc, (n,))])
@@ -237,13 +250,8 @@ def layout(x: ArrayView, y: ArrayView, plan: CorrelatePlan) -> Layout:
     geom["vec_ok"] = int(sliding[2]["s_in"] == 1 and x.address % 16 == 0 and (sliding[1]["s_in"] * isz) % 16 == 0
                          and all((b[1] * isz) % 16 == 0 for b in batch if b[0] > 1))
 
-    ep = np.zeros((), epilogue_dtype(acc))
-    lo, hi = (None, None) if plan.clip is None else plan.clip
-    ep["clip_lo"] = -np.inf if lo is None else lo
-    ep["clip_hi"] = np.inf if hi is None else hi
+    ep = epilogue_block(acc, plan.clip, plan.result_dtype)
     rd = np.dtype(plan.result_dtype)
-    if rd.kind in "iu":
-        ep["int_lo"], ep["int_hi"] = integer_bounds(rd, acc)
     return Layout(geom, ep, acc.type(plan.cval), f"{CTYPES[x.dtype]}, {CTYPES[rd]}, {CTYPES[acc]}",
                   BOUNDARY_IDS[plan.boundary], _index_type(sliding, fold), acc)
 
@@ -414,4 +422,6 @@ def variants() -> list:
     for fold in (3, 4):
         separable(np.dtype(np.uint8), np.dtype(np.uint8), 5, 5, fold, 1, 1)
     separable(f32, np.dtype(np.int16), 9, 3, 1, 3, 2)
-    return out
+    from .cuda_conv import conv_variants  # the kernel-bank kernels
+
+    return out + conv_variants()

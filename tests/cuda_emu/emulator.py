@@ -77,6 +77,11 @@ class EmulatedRuntime:
     def address(a) -> int:
         return a.ctypes.data
 
+    @staticmethod
+    def tensor_cores() -> bool:
+        """The emulator runs mma.sync's host twin (gpuconv_mma.cuh)."""
+        return True
+
     def prepare(self, pairs) -> None:
         """Compile every (filename, name) pair not compiled yet, one library per file."""
         by_file: dict = {}

@@ -33,3 +33,23 @@ def check(y, x, k, dtype=np.float32, **kw):
     assert y.shape == ref.shape
     assert not np.isnan(y.astype(np.float64)).any() or np.isnan(ref).any()
     np.testing.assert_allclose(y.astype(np.float64), ref, rtol=0, atol=tolerance(dtype, x, k))
+
+
+def run_conv(emu, x, w, bias=None, *, nd=2, stride=1, padding=0, dilation=1, groups=1, boundary="constant",
+             activation=None, layout=None, out_dtype=None, clip=None, precision=None, out=None):
+    """gpuconv's CUDA kernel-bank path on the emulator, as api._conv_cuda runs it: returns
+    (result, names of the kernels launched by this call)."""
+    from gpuconv.api import conv_plan
+
+    runtime, backend = emu
+    layout = layout or ("NCHW" if nd == 2 else "NCL")
+    plan = conv_plan(nd, x.shape, x.dtype, w, bias, stride, padding, dilation, groups, boundary, activation, layout,
+                     out_dtype, clip, precision)
+    if out is not None:
+        plan = dataclasses.replace(plan, result_dtype=out.dtype)
+    xd = runtime.xp.asarray(x) if x.flags.c_contiguous else x
+    before = len(runtime.launched)
+    if plan.unbatched:
+        xd, out = xd[None], (None if out is None else out[None])
+    y = backend.conv(xd, w, bias, plan, out=out)
+    return (y[0] if plan.unbatched else y), runtime.launched[before:]

@@ -1,0 +1,212 @@
+"""Host-side planning for the kernel-bank kernels (conv2d / conv1d on the GPU): which kernel
+and configuration, the launch shape and the GcConvGeometry block, whose layout mirrors
+kernels_cuda/gpuconv_igemm.cuh field by field.
+
+Three kernels:
+  conv_igemm.cu       implicit GEMM with exact FMA arithmetic (float32 or float64)
+  conv_igemm_tc.cu    the same GEMM on tensor cores (tf32 or float16 operands, float32 sums)
+  conv_depthwise.cu   one input channel per group (groups == C), a direct sliding window
+
+Pure numpy, no CuPy: it takes shapes, strides and dtypes, so it is tested everywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..plan import ConvPlan
+from .cuda_params import BOUNDARY_IDS, CTYPES, GRID_YZ_MAX, NATIVE_INPUTS, ArrayView, epilogue_block
+
+_I8 = np.int64
+CONV_GEOMETRY_DTYPE = np.dtype([
+    ("m_total", _I8), ("n", _I8), ("c", _I8), ("h", _I8), ("w", _I8),
+    ("o", _I8), ("groups", _I8), ("cg", _I8), ("og", _I8),
+    ("kh", _I8), ("kw", _I8), ("ho", _I8), ("wo", _I8),
+    ("step", _I8, (2,)), ("pad", _I8, (2,)), ("dil", _I8, (2,)),
+    ("x_stride", _I8, (4,)), ("y_stride", _I8, (4,)), ("w_stride", _I8, (3,)),
+    ("has_bias", _I8), ("activation", _I8),
+])
+ACTIVATION_IDS = {None: 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
+
+# conv_igemm (BM, BN, TM, TN), 256 threads each, by the output channels of a group: the
+# block covers a group's channels where it can, so each input tile is gathered once.
+FMA_CONFIGS = ((64, (128, 128, 8, 8)), (32, (128, 64, 8, 4)), (16, (256, 32, 8, 4)), (0, (256, 16, 8, 2)))
+FMA_BK = 8
+# conv_igemm_tc: BN by the output channels of a group (BM = 128); K step per operand type
+TC_BN = ((64, 128), (32, 64), (16, 32), (0, 16))
+TC_BK = {"tf32": 8, "float16": 16}
+TC_PREC_IDS = {"tf32": 0, "float16": 1}
+THREADS = 256
+GRID_X_MAX = 2**31 - 1
+
+
+def arithmetic(precision: str | None, in_dtype, tensor_cores: bool) -> str:
+    """How a bank computes: "fma" (exact in the compute dtype), "tf32" or "float16" (tensor
+    cores, float32 sums). float16 inputs use tensor cores unless precision="float32";
+    float32 inputs only when precision asks. Without tensor cores (before sm_80) every call
+    is "fma", which meets every precision's bound.
+
+    Examples
+    --------
+    >>> arithmetic(None, np.float16, True), arithmetic(None, np.float32, True), arithmetic("tf32", np.float32, True)
+    ('float16', 'fma', 'tf32')
+    >>> arithmetic("tf32", np.float32, False), arithmetic("tf32", np.float64, True)
+    ('fma', 'fma')
+    """
+    dt = np.dtype(in_dtype)
+    if not tensor_cores or dt not in (np.dtype(np.float16), np.dtype(np.float32)) or precision == "float32":
+        return "fma"
+    if dt == np.float16:
+        return "float16"
+    return precision if precision in ("tf32", "float16") else "fma"
+
+
+def _dims(strides: tuple, nd: int, channels_last: bool) -> tuple:
+    """(n, c, h, w) element strides of an x or y array in its layout (conv1d: h = 0)."""
+    if nd == 2:
+        n, a, b, c = strides
+        return (n, c, a, b) if channels_last else (n, a, b, c)
+    n, a, b = strides
+    return (n, b, 0, a) if channels_last else (n, a, 0, b)
+
+
+def conv_geometry(x: ArrayView, y: ArrayView, plan: ConvPlan) -> np.ndarray:
+    """The GcConvGeometry block for batched x and y (the result of plan, any strides)."""
+    nd = len(plan.in_spatial)
+    ks = (1,) * (2 - nd) + tuple(plan.weight_spatial)
+    hw = (1,) * (2 - nd) + tuple(plan.in_spatial)
+    out = (1,) * (2 - nd) + tuple(plan.out_spatial)
+    pad = (0,) * (2 - nd) + tuple(plan.pad_lo)
+    step = (1,) * (2 - nd) + tuple(plan.stride)
+    dil = (1,) * (2 - nd) + tuple(plan.dilation)
+    cg, og = plan.channels // plan.groups, plan.out_channels // plan.groups
+    taps = ks[0] * ks[1]
+    g = np.zeros((), CONV_GEOMETRY_DTYPE)
+    g["m_total"] = plan.batch * out[0] * out[1]
+    g["n"], g["c"], g["h"], g["w"] = plan.batch, plan.channels, hw[0], hw[1]
+    g["o"], g["groups"], g["cg"], g["og"] = plan.out_channels, plan.groups, cg, og
+    g["kh"], g["kw"], g["ho"], g["wo"] = ks[0], ks[1], out[0], out[1]
+    g["step"], g["pad"], g["dil"] = step, pad, dil
+    g["x_stride"] = _dims(x.strides, nd, plan.channels_last)
+    g["y_stride"] = _dims(y.strides, nd, plan.channels_last)
+    # the weight array is C-ordered (O, C/groups, *k) or (O, *k, C/groups): strides of o, c, tap
+    g["w_stride"] = (cg * taps, 1, cg) if plan.channels_last else (cg * taps, taps, 1)
+    g["has_bias"] = int(plan.has_bias)
+    g["activation"] = ACTIVATION_IDS[plan.activation]
+    return g
+
+
+@dataclass(frozen=True)
+class ConvLaunch:
+    """One kernel-bank launch: source, template instance, grid, block, parameter blocks."""
+
+    filename: str
+    name: str
+    grid: tuple
+    block: tuple
+    geometry: np.ndarray      # CONV_GEOMETRY_DTYPE scalar
+    epilogue: np.ndarray      # GcEpilogue<Acc>
+    weight_dtype: np.dtype    # the weights and bias go to the kernel in this dtype (Acc)
+
+
+def _pick(table, og):
+    return next(cfg for lo, cfg in table if og > lo)
+
+
+def _flag(b: bool) -> str:
+    return "true" if b else "false"
+
+
+def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> ConvLaunch:
+    """The launch that computes a checked kernel-bank plan from batched `x` (a native dtype)
+    into batched `y` with arithmetic `how` (see :func:`arithmetic`).
+
+    Examples
+    --------
+    >>> from gpuconv.api import conv_plan
+    >>> p = conv_plan(2, (16, 64, 128, 128), np.float32, np.ones((64, 64, 3, 3), np.float32), None,
+    ...               1, 1, 1, 1, "constant", None, "NCHW", None, None, None)
+    >>> v = ArrayView.of((16, 64, 128, 128), (4194304, 65536, 512, 4), np.float32, 0)
+    >>> yv = ArrayView.of((16, 64, 128, 128), (4194304, 65536, 512, 4), np.float32, 0)
+    >>> plan_conv_launch(v, yv, p, "fma").name
+    'conv_igemm<float, float, float, 128, 64, 8, 4, 3, false, false, 0>'
+    >>> plan_conv_launch(v, yv, p, "tf32").name
+    'conv_igemm_tc<float, float, 0, 64, false, false, 0>'
+    """
+    geom = conv_geometry(x, y, plan)
+    acc = np.dtype(np.float32) if how != "fma" else np.dtype(plan.compute_dtype)
+    ep = epilogue_block(acc, plan.clip, plan.result_dtype)
+    tin, tout = CTYPES[np.dtype(x.dtype)], CTYPES[np.dtype(plan.result_dtype)]
+    cl, bid = _flag(plan.channels_last), BOUNDARY_IDS[plan.boundary]
+    cg, og = int(geom["cg"]), int(geom["og"])
+    m = int(geom["m_total"])
+    if cg == 1 and plan.groups > 1:                     # depthwise / channel multiplier
+        total = m * plan.out_channels
+        grid = (max(1, min(-(-total // THREADS), 65535 * 32)), 1, 1)
+        name = f"conv_depthwise<{tin}, {tout}, {CTYPES[acc]}, {cl}, {bid}>"
+        return ConvLaunch("conv_depthwise.cu", name, grid, (THREADS, 1, 1), geom, ep, acc)
+    if how == "fma":
+        bm, bn, tm, tn = _pick(FMA_CONFIGS, og)
+        stages = 3 if acc.itemsize == 4 else 2          # float64 tiles are twice the bytes
+        name = (f"conv_igemm<{tin}, {tout}, {CTYPES[acc]}, {bm}, {bn}, {tm}, {tn}, {stages}, {cl}, "
+                f"{_flag(cg < FMA_BK)}, {bid}>")
+        filename = "conv_igemm.cu"
+    else:
+        bm, bn = 128, _pick(TC_BN, og)
+        name = f"conv_igemm_tc<{tin}, {tout}, {TC_PREC_IDS[how]}, {bn}, {cl}, {_flag(cg < TC_BK[how])}, {bid}>"
+        filename = "conv_igemm_tc.cu"
+    grid = (min(-(-m // bm), GRID_X_MAX), -(-og // bn), min(plan.groups, GRID_YZ_MAX))
+    if grid[0] * bm < m or grid[1] > GRID_YZ_MAX:
+        raise ValueError(f"conv has {m} output pixels x {og} channels per group; the kernels take at most "
+                         f"{GRID_X_MAX * bm} x {GRID_YZ_MAX * bn}")
+    return ConvLaunch(filename, name, grid, (THREADS, 1, 1), geom, ep, acc)
+
+
+def conv_variants() -> list:
+    """(filename, template instance) pairs that together use every value of every template
+    argument plan_conv_launch can produce (see cuda_params.variants)."""
+    from ..dtypes import compute_dtype, default_result_dtype
+
+    f32 = np.dtype(np.float32)
+    natives = sorted(NATIVE_INPUTS, key=str)
+    results = [np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
+                                     "float16", "float32", "float64")]
+    out = set()
+
+    def fma(tin, tout, og, cl, flat, bid):
+        acc = compute_dtype(tin)
+        bm, bn, tm, tn = _pick(FMA_CONFIGS, og)
+        stages = 3 if acc.itemsize == 4 else 2
+        out.add(("conv_igemm.cu", f"conv_igemm<{CTYPES[tin]}, {CTYPES[tout]}, {CTYPES[acc]}, {bm}, {bn}, {tm}, "
+                                  f"{tn}, {stages}, {_flag(cl)}, {_flag(flat)}, {bid}>"))
+
+    def tc(tin, tout, how, og, cl, flat, bid):
+        bn = _pick(TC_BN, og)
+        out.add(("conv_igemm_tc.cu", f"conv_igemm_tc<{CTYPES[tin]}, {CTYPES[tout]}, {TC_PREC_IDS[how]}, {bn}, "
+                                     f"{_flag(cl)}, {_flag(flat)}, {bid}>"))
+
+    def depthwise(tin, tout, cl, bid):
+        acc = compute_dtype(tin)
+        out.add(("conv_depthwise.cu", f"conv_depthwise<{CTYPES[tin]}, {CTYPES[tout]}, {CTYPES[acc]}, {_flag(cl)}, {bid}>"))
+
+    for tin in natives:                                 # every input dtype, both layouts
+        for cl in (False, True):
+            fma(tin, default_result_dtype(tin), 64, cl, False, 0)
+            depthwise(tin, default_result_dtype(tin), cl, 0)
+    for tout in results:                                # every result dtype
+        fma(f32, tout, 64, False, False, 1)
+        tc(f32, tout, "tf32", 64, True, False, 1)
+    for og in (128, 64, 32, 16):                        # every configuration, both arithmetics
+        for dt in (f32, np.dtype(np.float64)):
+            fma(dt, dt, og, False, False, 0)
+        for cl in (False, True):
+            for how in TC_PREC_IDS:
+                tc(f32, f32, how, og, cl, False, 0)
+            tc(np.dtype(np.float16), np.dtype(np.float16), "float16", og, cl, True, 0)
+    for bid in BOUNDARY_IDS.values():                   # every boundary, flat and chunked K
+        for flat in (False, True):
+            fma(f32, f32, 16, True, flat, bid)
+            tc(f32, f32, "tf32", 16, False, flat, bid)
+        depthwise(f32, f32, False, bid)
+    return sorted(out)

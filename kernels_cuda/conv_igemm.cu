@@ -1,0 +1,101 @@
+// conv_igemm.cu — kernel banks (conv2d / conv1d) as an implicit GEMM with exact FMA
+// arithmetic in Acc (float32, or float64 for float64 and wide-integer inputs).
+//
+// Computes, for every group g, output pixel m = (n, oy, ox) and output channel oc of g:
+//     y[n, g*og + oc, oy, ox] = epilogue(act(bias[oc] + sum_k A[m, k] * B[k, oc]))
+// with A the im2col matrix of the padded input and B the weights (gpuconv_igemm.cuh).
+//
+// Tile:        BM output pixels x BN output channels per block, K in steps of BK = 8
+// Threads:     NT = (BM / TM) * (BN / TN) = 256, one-dimensional
+// Per thread:  TM x TN outputs in registers: pixels tr + i * BM/TM and channels
+//              tc + j * BN/TN (interleaved, so each store instruction of a warp writes
+//              consecutive pixels (NCHW) or consecutive channels (NHWC): coalesced)
+// Shared:      STAGES copies of A [BK][BM + 4] and B [BK][BN + 4] in Acc (a K step is
+//              gathered while earlier ones are consumed: cp.async for float / double
+//              inputs on sm_80+, converting loads for the others), and the block's
+//              BM row descriptors (GcConvRow). Static, under 48 KB for every configuration
+//              the host uses (float: 3 stages, double: 2).
+// Grid:        x over M / BM pixel tiles, y over og / BN channel tiles, z over the groups
+//              (grid-stride).
+// Assumes:     a geometry checked by gpuconv/backends/cuda_conv.py: h, w < 2**31; weights
+//              in Acc with the strides given; bias in Acc (any pointer when has_bias = 0);
+//              the output never aliases the input.
+#include "gpuconv_igemm.cuh"
+
+template <typename Tin, typename Tout, typename Acc, int BM, int BN, int TM, int TN, int STAGES, bool CL,
+          bool FLAT, int BOUNDARY>
+__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry g,
+           const Acc* __restrict__ w, const Acc* __restrict__ bias, const GcEpilogue<Acc> ep) {
+    constexpr int BK = 8, NT = (BM / TM) * (BN / TN);
+    constexpr int LDA = BM + 4, LDB = BN + 4;            // rows stay 16-byte aligned
+    constexpr int TR = BM / TM, TC = BN / TN;            // threads along pixels / channels
+    static_assert(STAGES >= 2, "the pipeline needs two stages");
+    static_assert(STAGES * BK * (LDA + LDB) * sizeof(Acc) + BM * sizeof(GcConvRow) <= 48 * 1024,
+                  "tiles exceed static shared memory");
+
+    __shared__ __align__(16) Acc s_a[STAGES][BK][LDA];
+    __shared__ __align__(16) Acc s_b[STAGES][BK][LDB];
+    __shared__ GcConvRow s_rows[BM];
+
+    const int t = threadIdx.x;
+    const int tr = CL ? t / TC : t % TR;                 // the fast index follows y's layout
+    const int tc = CL ? t % TC : t / TR;
+    const long long m0 = (long long)blockIdx.x * BM;
+    const long long n0 = (long long)blockIdx.y * BN;
+    int cchunks;
+    const long long steps = gc_k_steps<BK, FLAT>(g, cchunks);
+
+    gc_conv_rows<BM, NT>(s_rows, g, m0);
+    for (long long grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
+        __syncthreads();                                 // rows ready; previous group's tiles consumed
+        Acc acc[TM][TN];
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j) acc[i][j] = (Acc)0;
+
+        for (int s = 0; s < STAGES - 1; ++s) {           // prologue: the first STAGES-1 steps
+            if (s < steps)
+                gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(s_a[s], s_b[s], x, w, g, s_rows, grp,
+                                                                            n0, s, cchunks);
+            gc_copy_commit();
+        }
+        for (long long s = 0; s < steps; ++s) {
+            gc_copy_wait<STAGES - 2>();                  // this thread's copies of step s landed
+            __syncthreads();                             // everyone's did; step s-1 is consumed
+            const long long next = s + STAGES - 1;       // refill the buffer step s-1 used
+            if (next < steps) {
+                const int nb = (int)(next % STAGES);
+                gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(s_a[nb], s_b[nb], x, w, g, s_rows,
+                                                                            grp, n0, next, cchunks);
+            }
+            gc_copy_commit();
+            const int cb = (int)(s % STAGES);
+#pragma unroll
+            for (int kk = 0; kk < BK; ++kk) {
+                Acc a[TM], b[TN];
+#pragma unroll
+                for (int i = 0; i < TM; ++i) a[i] = s_a[cb][kk][tr + i * TR];
+#pragma unroll
+                for (int j = 0; j < TN; ++j) b[j] = s_b[cb][kk][tc + j * TC];
+#pragma unroll
+                for (int i = 0; i < TM; ++i)
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+            }
+        }
+        gc_copy_wait<0>();                               // no copy may still target the tiles
+
+#pragma unroll
+        for (int i = 0; i < TM; ++i) {
+            const GcConvRow r = s_rows[tr + i * TR];
+            if (r.x_off < 0) continue;
+#pragma unroll
+            for (int j = 0; j < TN; ++j) {
+                const long long oc = n0 + tc + j * TC;
+                if (oc < g.og) gc_conv_store<Tout, Acc>(y, r.y_off, grp * g.og + oc, acc[i][j], g, bias, ep);
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+// gpuconv_igemm.cuh — the pieces shared by the kernel-bank (conv2d / conv1d) kernels:
+// conv_igemm.cu (float FMA), conv_igemm_tc.cu (tensor cores) and conv_depthwise.cu.
+//
+// A kernel bank is a GEMM per group g:
+//     Y[m, oc] = sum_k A[m, k] * B[k, oc]
+//     m  = (n, oy, ox)       output pixels, M = N * Ho * Wo rows
+//     oc                     output channel within the group, og = O / groups columns
+//     k  = (tap, c)          tap = ky * kw + kx, c an input channel of the group
+//     A[m, k] = xp[n, g*cg + c, oy*sy + ky*dy - pad_y, ox*sx + kx*dx - pad_x]   (im2col)
+//     B[k, oc] = w[g*og + oc, c, ky, kx]
+// A is never stored: each block gathers its A tiles from x into shared memory (implicit
+// GEMM), remapping the padded border the way numpy.pad does (gc_remap) or reading zeros.
+//
+// The K loop walks k in steps of BK, in one of two orders:
+//   chunked (FLAT = false): tap-major, channels in chunks of BK (cg rounded up to BK with
+//       zeros). One tap per step, so the border remap is done once per row and step, and
+//       channels-last inputs read BK consecutive channels.
+//   flat (FLAT = true): k = tap * cg + c without rounding, for small cg (first layers with
+//       C = 1..4, grouped layers), where chunks would be mostly zeros.
+// x, y and w are addressed through element strides, so NCHW, NHWC and any strided view
+// (out=) are native; only the thread-to-element maps (coalescing) depend on the layout (CL).
+#pragma once
+#include "gpuconv_common.cuh"
+
+// One conv2d / conv1d call (conv1d: h = kh = 1). 64-bit fields: it lives in the constant
+// bank; gpuconv/backends/cuda_conv.py mirrors it field by field (CONV_GEOMETRY_DTYPE).
+struct GcConvGeometry {
+    long long m_total;                // N * Ho * Wo
+    long long n, c, h, w;             // input batch, channels, height, width
+    long long o, groups, cg, og;      // output channels; channels per group in and out
+    long long kh, kw, ho, wo;         // kernel and output spatial sizes
+    long long step[2], pad[2], dil[2];  // y, x: stride, leading pad, dilation
+    long long x_stride[4];            // elements: n, c, h, w (any layout, any sign)
+    long long y_stride[4];            // elements: n, o, h, w
+    long long w_stride[3];            // elements of the Acc weight array: o, c, tap
+    long long has_bias;               // bias[o] is added before the activation
+    long long activation;             // GcActivation
+};
+
+enum GcActivation { GC_ACT_NONE = 0, GC_ACT_RELU = 1, GC_ACT_LEAKY = 2, GC_ACT_TANH = 3, GC_ACT_SIGMOID = 4 };
+
+// Bias and activation (numpy twin: np_bank.apply_activation). Comparisons with NaN are
+// false, so NaN passes through every branch, as it does through numpy.maximum.
+template <typename Acc>
+__device__ __forceinline__ Acc gc_activate(Acc v, long long act) {
+    switch (act) {
+        case GC_ACT_RELU: return v < (Acc)0 ? (Acc)0 : v;
+        case GC_ACT_LEAKY: return v < (Acc)0 ? v * (Acc)0.01f : v;   // float32(0.01) as numpy
+        case GC_ACT_TANH: return tanh(v);
+        case GC_ACT_SIGMOID: return (Acc)0.5 * ((Acc)1 + tanh((Acc)0.5 * v));
+        default: return v;
+    }
+}
+
+// Bias, activation, epilogue, store of one output (m's row, output channel oc).
+template <typename Tout, typename Acc>
+__device__ __forceinline__ void gc_conv_store(Tout* __restrict__ y, long long y_off, long long oc, Acc v,
+                                              const GcConvGeometry& g, const Acc* __restrict__ bias,
+                                              const GcEpilogue<Acc>& ep) {
+    if (g.has_bias) v += __ldg(bias + oc);
+    y[y_off + oc * g.y_stride[1]] = gc_finish<Tout, Acc>(gc_activate<Acc>(v, g.activation), ep);
+}
+
+// What a block needs of one GEMM row m: where its image starts in x, where its output goes
+// in y (without the channel), and the top-left input position of its window.
+struct GcConvRow {
+    long long x_off;      // -1: m is past M (reads zeros, stores nothing)
+    long long y_off;
+    int iy0, ix0;
+};
+
+// Fill rows[0, BM) for the block's rows m0.. (all NT threads; the caller synchronises).
+template <int BM, int NT>
+__device__ __forceinline__ void gc_conv_rows(GcConvRow* rows, const GcConvGeometry& g, long long m0) {
+    const long long hw = g.ho * g.wo;
+    for (int i = threadIdx.x; i < BM; i += NT) {
+        const long long m = m0 + i;
+        GcConvRow r;
+        if (m < g.m_total) {
+            const long long n = m / hw, p = m - n * hw;
+            const long long oy = p / g.wo, ox = p - oy * g.wo;
+            r.x_off = n * g.x_stride[0];
+            r.y_off = n * g.y_stride[0] + oy * g.y_stride[2] + ox * g.y_stride[3];
+            r.iy0 = (int)(oy * g.step[0] - g.pad[0]);
+            r.ix0 = (int)(ox * g.step[1] - g.pad[1]);
+        } else {
+            r.x_off = -1; r.y_off = 0; r.iy0 = 0; r.ix0 = 0;
+        }
+        rows[i] = r;
+    }
+}
+
+// ---- asynchronous copies (cp.async, sm_80+) ------------------------------------------------
+// One element global -> shared, or zeros where `valid` is false (cp.async's src-size 0).
+// Elements of 4 or 8 bytes go asynchronously on sm_80 and newer; elsewhere, and on the host
+// emulator, it is a plain load and store, which the pipeline's barriers order the same way.
+template <typename T>
+__device__ __forceinline__ void gc_copy_async(T* smem, const T* gmem, bool valid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
+        const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n"
+                     :: "r"(s), "l"(gmem), "n"((int)sizeof(T)), "r"(valid ? (int)sizeof(T) : 0));
+        return;
+    }
+#endif
+    *smem = valid ? gc_load(gmem) : T{};
+}
+
+__device__ __forceinline__ void gc_copy_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Wait until at most N committed groups of this thread are still in flight.
+template <int N>
+__device__ __forceinline__ void gc_copy_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
+#endif
+}
+
+// ---- element conversions into shared memory --------------------------------------------------
+// The tile element type Ts is the input type itself (float / double: copied asynchronously),
+// or the accumulator / tensor-core operand type the input is converted to on the way.
+template <typename Ts, typename Tin>
+__device__ __forceinline__ Ts gc_to_tile(Tin v) { return gc_to_acc<Ts>(v); }
+
+// Stage one element into the tile: asynchronously when no conversion is needed.
+template <typename Ts, typename Tin>
+__device__ __forceinline__ void gc_stage(Ts* dst, const Tin* src, bool valid) {
+    if constexpr (sizeof(Ts) == sizeof(Tin) && (sizeof(Ts) == 4 || sizeof(Ts) == 8) &&
+                  GcIsInt<Tin>::value == GcIsInt<Ts>::value) {
+        gc_copy_async(reinterpret_cast<Tin*>(dst), src, valid);
+    } else {
+        *dst = valid ? gc_to_tile<Ts>(gc_load(src)) : Ts{};
+    }
+}
+
+// The (tap, channel) of element kk of K step `s`, and whether it exists (see the header).
+template <int BK, bool FLAT>
+__device__ __forceinline__ bool gc_k_index(long long s, int kk, const GcConvGeometry& g, int cchunks,
+                                           int& tap, int& c) {
+    if (FLAT) {
+        const long long k = s * BK + kk;
+        tap = (int)(k / g.cg);
+        c = (int)(k - (long long)tap * g.cg);
+        return tap < g.kh * g.kw;
+    }
+    tap = (int)(s / cchunks);
+    c = (int)(s - (long long)tap * cchunks) * BK + kk;
+    return c < g.cg;
+}
+
+// Number of K steps of BK for a group.
+template <int BK, bool FLAT>
+__device__ __forceinline__ long long gc_k_steps(const GcConvGeometry& g, int& cchunks) {
+    cchunks = (int)((g.cg + BK - 1) / BK);
+    const long long taps = g.kh * g.kw;
+    return FLAT ? (taps * g.cg + BK - 1) / BK : taps * cchunks;
+}
+
+// Load K step `s` of group `grp` into the tiles: sa[BK][LDA] (A, element (k, m) at
+// sa[k][m]) for the block's rows, and sb[BK][LDB] (B, element (k, oc) at sb[k][oc]) for
+// output channels n0 .. n0 + BN of the group. Zeros stand for the constant border, rows past
+// M, channels past cg and output channels past og, so the sums need no predicates.
+// Thread maps: consecutive threads take consecutive m for channels-first x (pixels are
+// contiguous there) and consecutive channels for channels-last x.
+template <int BM, int BN, int BK, int LDA, int LDB, int NT, bool CL, bool FLAT, int BOUNDARY,
+          typename Ts, typename Tin, typename Acc>
+__device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], const Tin* __restrict__ x,
+                                               const Acc* __restrict__ w, const GcConvGeometry& g,
+                                               const GcConvRow* rows, long long grp, long long n0,
+                                               long long s, int cchunks) {
+    const int t = threadIdx.x;
+    const int h = (int)g.h, wd = (int)g.w, kw = (int)g.kw;
+    const int dy = (int)g.dil[0], dx = (int)g.dil[1];
+    const long long c_base = grp * g.cg;
+    for (int e = t; e < BK * BM; e += NT) {
+        const int kk = CL ? e % BK : e / BM;
+        const int mm = CL ? e / BK : e % BM;
+        int tap, c;
+        bool valid = gc_k_index<BK, FLAT>(s, kk, g, cchunks, tap, c);
+        const GcConvRow r = rows[mm];
+        const int ky = tap / kw, kx = tap - ky * kw;
+        const int iy = gc_remap<BOUNDARY, int>(r.iy0 + ky * dy, h);
+        const int ix = gc_remap<BOUNDARY, int>(r.ix0 + kx * dx, wd);
+        valid = valid && r.x_off >= 0 && iy >= 0 && ix >= 0;
+        const Tin* src = valid ? x + r.x_off + (c_base + c) * g.x_stride[1] + iy * g.x_stride[2] + ix * g.x_stride[3]
+                               : x;
+        gc_stage<Ts>(&sa[kk][mm], src, valid);
+    }
+    for (int e = t; e < BK * BN; e += NT) {
+        const int kk = e / BN, nn = e % BN;
+        int tap, c;
+        const bool valid = gc_k_index<BK, FLAT>(s, kk, g, cchunks, tap, c) && n0 + nn < g.og;
+        const Acc* src = valid ? w + (grp * g.og + n0 + nn) * g.w_stride[0] + c * g.w_stride[1] + tap * g.w_stride[2]
+                               : w;
+        gc_stage<Ts>(&sb[kk][nn], src, valid);
+    }
+}
