@@ -12,7 +12,7 @@ python -m gpuconv doctor > "$OUT/doctor.txt" 2>&1; echo "doctor rc=$?"
 python -m pytest -q -m gpu -p no:cacheprovider tests > "$OUT/pytest_gpu.txt" 2>&1; echo "pytest -m gpu rc=$?"
 tail -3 "$OUT/pytest_gpu.txt"
 compute-sanitizer --tool memcheck --error-exitcode 9 python -m pytest -q -m gpu -p no:cacheprovider \
-    tests/test_correlate.py tests/test_cuda_gpu.py -k "every_mode_boundary or pad_wider or large_images" \
+    tests/test_correlate.py tests/test_cuda_gpu.py -k "every_mode_boundary or pad_wider or large_images or conv2d_torch_tensors or conv1d_on_gpu or float32_equals_cudnn" \
     > "$OUT/memcheck.txt" 2>&1
 echo "memcheck rc=$?"; tail -3 "$OUT/memcheck.txt"
 python bench/calibrate_cuda.py --out "$OUT/cuda_cost.json" > "$OUT/calibrate.txt" 2>&1; echo "calibrate rc=$?"

@@ -273,3 +273,28 @@ def test_launch_limits_are_explained():
     yv = ArrayView.of((1, 2**24, 8, 8), (2**30, 64, 8, 1), np.float32, 0)
     with pytest.raises(ValueError, match="channels per group"):
         cuda_conv.plan_conv_launch(v, yv, p, "fma")
+
+
+# --- the public API's CUDA leg (api._conv_cuda) over the emulated backend -----------------------
+
+@pytest.fixture
+def cuda_api(emu, monkeypatch):
+    """gpuconv.conv2d/conv1d with backend="cuda" running on the emulated CUDA backend."""
+    import gpuconv.api as api
+
+    real = api.get_backend
+    monkeypatch.setattr(api, "get_backend", lambda name: emu[1] if name == "cuda" else real(name))
+    return api
+
+
+def test_api_cuda_leg_out_unbatched_and_empty(cuda_api, emu, rng):
+    x = rand(rng, 6, 10, 10)
+    w = rand(rng, 20, 6, 3, 3)
+    b = rand(rng, 20)
+    out = emu[0].xp.empty((20, 5, 5), np.float32)               # NaN-poisoned, unbatched
+    assert cuda_api.conv2d(x, w, b, stride=2, padding="same", out=out, backend="cuda") is out
+    check_exact(out[None], x[None], w, b, stride=2, padding=1)   # "same": 1 before, 1 after
+    y = cuda_api.conv1d(rand(rng, 0, 4, 9), rand(rng, 3, 4, 2), backend="cuda")
+    assert y.shape == (0, 3, 8)
+    with pytest.raises(ValueError, match="groups=3 does not divide"):
+        cuda_api.conv2d(x, w, groups=3, backend="cuda")

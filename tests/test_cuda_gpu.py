@@ -129,3 +129,120 @@ def test_more_than_2_31_elements():
     for i in (0, n // 2, n - 1):            # images past the 2**31-th element included
         np.testing.assert_allclose(cp.asnumpy(y[i]), gpuconv.correlate(cp.asnumpy(x[i]), k, "same",
                                                                        boundary="edge"), rtol=1e-5, atol=1e-5)
+
+
+# --- kernel banks (conv2d / conv1d) -----------------------------------------------------------
+
+def _conv_bound(x, w, groups, precision, dtype):
+    """Exact FMA: 64 float32 roundings of sum |w x|; tensor cores: conv2d's stated bound."""
+    import torch
+
+    F = torch.nn.functional
+    mag = F.conv2d(torch.from_numpy(np.abs(x).astype(np.float64)), torch.from_numpy(np.abs(w).astype(np.float64)),
+                   groups=groups).max().item() if x.ndim == 4 else None
+    k = w[0].size
+    if precision in ("tf32", "float16") or dtype == "float16":
+        return (2.0**-10 + (k + 2) * 2.0**-23) * mag + 2.0**-11 * mag
+    return 64 * np.finfo(np.float32).eps * mag
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_conv2d_matches_torch_and_numpy(data):
+    """conv2d on the GPU against torch.nn.functional.conv2d in float64 (cuDNN) and the numpy
+    backend, over shapes, strides, paddings, dilations, groups, layouts, precisions, activations."""
+    import cupy as cp
+    torch = pytest.importorskip("torch")
+
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31), label="seed"))
+    groups = data.draw(st.sampled_from([1, 1, 2, 4]), label="groups")
+    cg = data.draw(st.sampled_from([1, 3, 8, 17, 32]), label="cg")
+    og = data.draw(st.sampled_from([1, 5, 16, 40, 64, 130]), label="og")
+    kh, kw = data.draw(st.integers(1, 5), label="kh"), data.draw(st.integers(1, 5), label="kw")
+    n = data.draw(st.integers(1, 3), label="n")
+    h, w_ = data.draw(st.integers(kh, 40), label="h"), data.draw(st.integers(kw, 40), label="w")
+    stride = data.draw(st.sampled_from([1, 1, 2, (1, 3)]), label="stride")
+    dilation = data.draw(st.sampled_from([1, 1, 2]), label="dilation")
+    padding = data.draw(st.sampled_from([0, 1, 2, "valid", (2, 0)]), label="padding")
+    layout = data.draw(st.sampled_from(["NCHW", "NHWC"]), label="layout")
+    dtype = data.draw(st.sampled_from(["float32", "float32", "float16"]), label="dtype")
+    precision = data.draw(st.sampled_from([None, None, "tf32", "float16"]), label="precision")
+    activation = data.draw(st.sampled_from([None, "relu", "leaky_relu", "tanh", "sigmoid"]), label="act")
+    if groups > 1 and data.draw(st.booleans(), label="depthwise"):
+        cg = 1
+    c, o = cg * groups, og * groups
+    x = rng.standard_normal((n, c, h, w_)).astype(dtype)
+    wt = rng.standard_normal((o, cg, kh, kw)).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    F = torch.nn.functional
+    pad = (padding, padding) if isinstance(padding, int) else padding
+    d = (dilation, dilation)
+    if not isinstance(padding, str) and any(d[i] * ((kh, kw)[i] - 1) + 1 > (h, w_)[i] + 2 * pad[i] for i in range(2)):
+        return
+    if padding == "valid" and any(d[i] * ((kh, kw)[i] - 1) + 1 > (h, w_)[i] for i in range(2)):
+        return
+    act = {None: lambda t: t, "relu": F.relu, "leaky_relu": F.leaky_relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+    ref = act[activation](F.conv2d(torch.from_numpy(x.astype(np.float64)).cuda(),
+                                   torch.from_numpy(wt.astype(np.float64)).cuda(),
+                                   torch.from_numpy(b.astype(np.float64)).cuda(), stride=stride, padding=padding,
+                                   dilation=dilation, groups=groups)).cpu().numpy()
+    xin, win = (x.transpose(0, 2, 3, 1), wt.transpose(0, 2, 3, 1)) if layout == "NHWC" else (x, wt)
+    kw_args = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, activation=activation,
+                   layout=layout, precision=precision)
+    y = cp.asnumpy(gpuconv.conv2d(cp.asarray(xin), cp.asarray(win), cp.asarray(b), **kw_args)).astype(np.float64)
+    y_np = gpuconv.conv2d(xin, win, b, **kw_args).astype(np.float64)
+    if layout == "NHWC":
+        y, y_np = y.transpose(0, 3, 1, 2), y_np.transpose(0, 3, 1, 2)
+    bound = _conv_bound(x, wt, groups, precision, dtype) + (2.0**-11 * np.abs(ref).max() if dtype == "float16" else 0)
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, atol=bound + 1e-6, rtol=0)
+    np.testing.assert_allclose(y, y_np, atol=2 * bound + 1e-6, rtol=0)
+
+
+def test_conv2d_float32_equals_cudnn_without_tf32():
+    """Exact float32 arithmetic: as close to cuDNN (tf32 off) as two float32 summation orders."""
+    import cupy as cp
+    torch = pytest.importorskip("torch")
+
+    torch.backends.cudnn.allow_tf32 = False
+    rng = np.random.default_rng(5)
+    for (n, c, h, o, k) in [(4, 64, 32, 64, 3), (2, 3, 64, 16, 3), (2, 32, 40, 32, 5), (2, 128, 16, 256, 3)]:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        w = rng.standard_normal((o, c, k, k)).astype(np.float32)
+        ref = torch.nn.functional.conv2d(torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda(),
+                                         padding=k // 2).cpu().numpy()
+        y = cp.asnumpy(gpuconv.conv2d(cp.asarray(x), cp.asarray(w), padding=k // 2))
+        np.testing.assert_allclose(y, ref, atol=64 * np.finfo(np.float32).eps * np.abs(x).max() * np.abs(w).sum() / o,
+                                   rtol=0)
+
+
+def test_conv2d_torch_tensors_and_poisoned_out():
+    import cupy as cp
+    torch = pytest.importorskip("torch")
+
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.standard_normal((2, 16, 20, 20)).astype(np.float32)).cuda()
+    w = torch.from_numpy(rng.standard_normal((24, 16, 3, 3)).astype(np.float32)).cuda()
+    y = gpuconv.conv2d(x, w, padding=1, activation="relu")
+    assert isinstance(y, torch.Tensor) and y.is_cuda
+    ref = torch.relu(torch.nn.functional.conv2d(x.double(), w.double(), padding=1)).float()
+    assert torch.allclose(y, ref, atol=1e-3)
+    out = cp.full((2, 24, 20, 20), cp.nan, cp.float32)
+    assert gpuconv.conv2d(cp.asarray(x), cp.asarray(w), padding=1, out=out) is out
+    assert not cp.isnan(out).any()
+
+
+def test_conv1d_on_gpu():
+    import cupy as cp
+    torch = pytest.importorskip("torch")
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 12, 300)).astype(np.float32)
+    w = rng.standard_normal((20, 12, 7)).astype(np.float32)
+    ref = torch.nn.functional.conv1d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), padding=3,
+                                     stride=2).numpy()
+    y = cp.asnumpy(gpuconv.conv1d(cp.asarray(x), cp.asarray(w), padding=3, stride=2))
+    np.testing.assert_allclose(y, ref, atol=1e-3)
+    y = cp.asnumpy(gpuconv.conv1d(cp.asarray(x.transpose(0, 2, 1)), cp.asarray(w.transpose(0, 2, 1)), padding=3,
+                                  stride=2, layout="NLC"))
+    np.testing.assert_allclose(y.transpose(0, 2, 1), ref, atol=1e-3)
