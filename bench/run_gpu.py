@@ -1,6 +1,7 @@
 """GPU bench, BENCH.md rows G1 (per-channel k x k on (32,3,1024,1024) float32, "same", zeros)
 and G3 (uint8 RGB (32,1024,1024,3) NHWC sharpen, edge boundary, uint8 out), against
-cupyx.scipy.ndimage and torch (NCHW and channels_last; cudnn.benchmark on, tf32 off), and
+cupyx.scipy.ndimage and torch (NCHW and channels_last; cudnn.benchmark on, tf32 off), G4
+(bench/gpu_banks.py: kernel banks against cuDNN at float32, tf32 and float16), and
 G2, G5, G6 (bench/gpu_methods.py: Gaussian, large kernels, long signals, each with every
 gpuconv method timed next to "auto"), in one process, timed with CUDA events (median of
 many after warm-up).
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import gpuconv
-from bench import gpu_methods
+from bench import gpu_banks, gpu_methods
 
 FMA_PEAK = 66.9e12  # H100 SXM float32, BENCH.md
 
@@ -137,6 +138,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--sizes", default="3,5,7,11")
+    ap.add_argument("--rows", default="G1,G2,G3,G4,G5,G6", help="which BENCH.md row groups to run")
     args = ap.parse_args(argv)
     import cupy as cp
 
@@ -155,13 +157,23 @@ def main(argv=None) -> int:
     device = props["name"].decode()
     print(f"device {device}; copy bandwidth {bw / 1e12:.2f} TB/s")
     helpers = (event_ms, check_crop, row)
-    rows = bench_g1(cp, torch, rng, bw, [int(s) for s in args.sizes.split(",")]) + [bench_g3(cp, torch, rng, bw)]
-    rows.append(gpu_methods.bench_g2(cp, torch, rng, bw, helpers))
-    rows += gpu_methods.bench_g5(cp, torch, rng, bw, helpers)
-    rows += gpu_methods.bench_g6(cp, torch, rng, bw, helpers)
+    groups = set(args.rows.split(","))
+    rows = []
+    if "G1" in groups:
+        rows += bench_g1(cp, torch, rng, bw, [int(s) for s in args.sizes.split(",")])
+    if "G3" in groups:
+        rows.append(bench_g3(cp, torch, rng, bw))
+    if "G2" in groups:
+        rows.append(gpu_methods.bench_g2(cp, torch, rng, bw, helpers))
+    if "G5" in groups:
+        rows += gpu_methods.bench_g5(cp, torch, rng, bw, helpers)
+    if "G6" in groups:
+        rows += gpu_methods.bench_g6(cp, torch, rng, bw, helpers)
+    banks = gpu_banks.bench_g4(cp, torch, rng, bw, helpers) if "G4" in groups else []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_results.json").write_text(json.dumps({"device": device, "copy_bandwidth": bw, "rows": rows}, indent=1))
+    (out / "gpu_results.json").write_text(json.dumps({"device": device, "copy_bandwidth": bw, "rows": rows,
+                                                      "banks": banks}, indent=1))
     lines = [f"device: {device}, copy bandwidth {bw / 1e12:.2f} TB/s", "",
              "| row | gpuconv ms | best peer | peer ms | speedup | GB/s | roofline | auto chose | fastest method |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -170,6 +182,8 @@ def main(argv=None) -> int:
                 else "- | -")
         lines.append(f"| {r['row']} | {r['ms']['gpuconv']:.3f} | {r['best_peer']} | {r['best_peer_ms']:.3f} | "
                      f"{r['speedup_vs_best']:.2f}x | {r['GBps']:.0f} | {r['roofline_fraction']:.0%} | {auto} |")
+    if banks:
+        lines += ["", "Kernel banks (G4), gpuconv vs cuDNN at the same precision:", ""] + gpu_banks.table(banks)
     (out / "gpu_results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(json.dumps([{r["row"]: r["ms"]} for r in rows]))

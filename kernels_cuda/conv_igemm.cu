@@ -24,7 +24,8 @@
 
 template <typename Tin, typename Tout, typename Acc, int BM, int BN, int TM, int TN, int STAGES, bool CL,
           bool FLAT, int BOUNDARY>
-__global__ void __launch_bounds__((BM / TM) * (BN / TN))
+// 2 blocks per SM for float (up to 128 registers); float64 micro-tiles need more, so 1
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), sizeof(Acc) == 8 ? 1 : 2)
 conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry g,
            const Acc* __restrict__ w, const Acc* __restrict__ bias, const GcEpilogue<Acc> ep) {
     constexpr int BK = 8, NT = (BM / TM) * (BN / TN);

@@ -33,7 +33,9 @@ template <> struct GcMmaShape<0> { using Ts = float; static constexpr int BK = 8
 template <> struct GcMmaShape<1> { using Ts = gc_half; static constexpr int BK = 16; };
 
 template <typename Tin, typename Tout, int PREC, int BN, bool CL, bool FLAT, int BOUNDARY>
-__global__ void __launch_bounds__(256)
+// 2 blocks per SM (up to 128 registers); the 128-wide tile holds 64 accumulators and
+// 24 operand registers per thread and needs more, so 1
+__global__ void __launch_bounds__(256, BN >= 128 ? 1 : 2)
 conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry g,
               const float* __restrict__ w, const float* __restrict__ bias, const GcEpilogue<float> ep) {
     using Ts = typename GcMmaShape<PREC>::Ts;
