@@ -361,9 +361,19 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, b
     out, out_dtype, clip
         As in :func:`correlate`.
     precision : {None, "float32", "tf32", "float16"}
-        For float32/float16 inputs on GPUs: None or "float32" is exact float32 arithmetic;
-        "tf32"/"float16" allow tensor cores. The numpy backend always computes exactly in the
-        compute dtype, which meets every precision's bound.
+        How float32/float16 inputs are computed on GPUs (other dtypes ignore it):
+
+        - "float32": exact float32 FMA arithmetic, within float32 rounding of the exact sum.
+          The default for float32 input.
+        - "tf32": tensor cores (sm_80+) with float32 input rounded to tf32 (10-bit mantissa).
+        - "float16": tensor cores with operands rounded to binary16 (float32 values beyond
+          65504 become inf). The default for float16 input.
+
+        With tensor cores the sums are float32 and, for K = (C/groups)*kh*kw products per
+        output, ``|y - exact| <= (2**-10 + (K + 2) * 2**-23) * sum|w * x|`` before the final
+        cast to the result dtype (tested). Before sm_80 every precision runs the exact float32
+        kernel, which meets every bound; so does the numpy backend, which always computes
+        exactly in the compute dtype.
 
     Returns
     -------

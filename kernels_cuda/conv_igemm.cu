@@ -7,9 +7,12 @@
 //
 // Tile:        BM output pixels x BN output channels per block, K in steps of BK = 8
 // Threads:     NT = (BM / TM) * (BN / TN) = 256, one-dimensional
-// Per thread:  TM x TN outputs in registers: pixels tr + i * BM/TM and channels
-//              tc + j * BN/TN (interleaved, so each store instruction of a warp writes
-//              consecutive pixels (NCHW) or consecutive channels (NHWC): coalesced)
+// Per thread:  TM x TN outputs in registers, in runs of 4 consecutive pixels (channels)
+//              spaced one warp-row of runs apart, so every operand read from shared memory
+//              is a 16-byte read that half a warp shares out conflict-free: per K element
+//              TM/4 + TN/4 reads for TM * TN FMAs (8x8: 4 reads, 64 FMAs). Neighbouring
+//              threads own neighbouring runs of pixels (NCHW) or channels (NHWC), so the
+//              stores of a warp land in few 32-byte sectors.
 // Shared:      STAGES copies of A [BK][BM + 4] and B [BK][BN + 4] in Acc (a K step is
 //              gathered while earlier ones are consumed: cp.async for float / double
 //              inputs on sm_80+, converting loads for the others), and the block's
@@ -21,16 +24,34 @@
 //              in Acc with the strides given; bias in Acc (any pointer when has_bias = 0);
 //              the output never aliases the input.
 #include "gpuconv_igemm.cuh"
+#include "gpuconv_tile.cuh"
+
+// V consecutive shared-memory values into registers: 16-byte reads where V values fill them.
+template <int V, typename Acc>
+__device__ __forceinline__ void gc_read_run(const Acc* p, Acc* v) {
+    if constexpr ((V * sizeof(Acc)) % 16 == 0) {
+        Acc run[V];
+        gc_read_row(p, run);
+#pragma unroll
+        for (int i = 0; i < V; ++i) v[i] = run[i];
+    } else {
+#pragma unroll
+        for (int i = 0; i < V; ++i) v[i] = p[i];
+    }
+}
 
 template <typename Tin, typename Tout, typename Acc, int BM, int BN, int TM, int TN, int STAGES, bool CL,
           bool FLAT, int BOUNDARY>
-// 2 blocks per SM for float (up to 128 registers); float64 micro-tiles need more, so 1
-__global__ void __launch_bounds__((BM / TM) * (BN / TN), sizeof(Acc) == 8 ? 1 : 2)
+// 2 blocks per SM (up to 128 registers); the 8x8 float and every float64 micro-tile need
+// more registers than that without spilling, so 1
+__global__ void __launch_bounds__((BM / TM) * (BN / TN), (sizeof(Acc) == 8 || TM * TN >= 64) ? 1 : 2)
 conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry g,
            const Acc* __restrict__ w, const Acc* __restrict__ bias, const GcEpilogue<Acc> ep) {
     constexpr int BK = 8, NT = (BM / TM) * (BN / TN);
     constexpr int LDA = BM + 4, LDB = BN + 4;            // rows stay 16-byte aligned
     constexpr int TR = BM / TM, TC = BN / TN;            // threads along pixels / channels
+    constexpr int VM = TM < 4 ? TM : 4, VN = TN < 4 ? TN : 4;  // run lengths
+    constexpr int SPAN_M = TR * VM, SPAN_N = TC * VN;    // distance between a thread's runs
     static_assert(STAGES >= 2, "the pipeline needs two stages");
     static_assert(STAGES * BK * (LDA + LDB) * sizeof(Acc) + BM * sizeof(GcConvRow) <= 48 * 1024,
                   "tiles exceed static shared memory");
@@ -77,9 +98,9 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
             for (int kk = 0; kk < BK; ++kk) {
                 Acc a[TM], b[TN];
 #pragma unroll
-                for (int i = 0; i < TM; ++i) a[i] = s_a[cb][kk][tr + i * TR];
+                for (int i = 0; i < TM; i += VM) gc_read_run<VM>(&s_a[cb][kk][(i / VM) * SPAN_M + tr * VM], a + i);
 #pragma unroll
-                for (int j = 0; j < TN; ++j) b[j] = s_b[cb][kk][tc + j * TC];
+                for (int j = 0; j < TN; j += VN) gc_read_run<VN>(&s_b[cb][kk][(j / VN) * SPAN_N + tc * VN], b + j);
 #pragma unroll
                 for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -90,11 +111,11 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
 
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const GcConvRow r = s_rows[tr + i * TR];
+            const GcConvRow r = s_rows[(i / VM) * SPAN_M + tr * VM + i % VM];
             if (r.x_off < 0) continue;
 #pragma unroll
             for (int j = 0; j < TN; ++j) {
-                const long long oc = n0 + tc + j * TC;
+                const long long oc = n0 + (j / VN) * SPAN_N + tc * VN + j % VN;
                 if (oc < g.og) gc_conv_store<Tout, Acc>(y, r.y_off, grp * g.og + oc, acc[i][j], g, bias, ep);
             }
         }
