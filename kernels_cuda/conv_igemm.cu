@@ -63,12 +63,8 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
     const int t = threadIdx.x;
     const int tr = CL ? t / TC : t % TR;                 // the fast index follows y's layout
     const int tc = CL ? t % TC : t / TR;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const long long n0 = (long long)blockIdx.y * BN;
-    int cchunks;
-    const long long steps = gc_k_steps<BK, FLAT>(g, cchunks);
-
-    gc_conv_rows<BM, NT>(s_rows, g, m0);
+    GcKPipeline<BM, BN, BK, LDA, LDB, NT, STAGES, CL, FLAT, BOUNDARY, Acc, Tin, Acc> pipe(s_a, s_b, s_rows, x, w, g);
+    const long long n0 = pipe.n0;
     for (long long grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
         __syncthreads();                                 // rows ready; previous group's tiles consumed
         Acc acc[TM][TN];
@@ -77,22 +73,9 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
 #pragma unroll
             for (int j = 0; j < TN; ++j) acc[i][j] = (Acc)0;
 
-        for (int s = 0; s < STAGES - 1; ++s) {           // prologue: the first STAGES-1 steps
-            if (s < steps)
-                gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(s_a[s], s_b[s], x, w, g, s_rows, grp,
-                                                                            n0, s, cchunks);
-            gc_copy_commit();
-        }
-        for (long long s = 0; s < steps; ++s) {
-            gc_copy_wait<STAGES - 2>();                  // this thread's copies of step s landed
-            __syncthreads();                             // everyone's did; step s-1 is consumed
-            const long long next = s + STAGES - 1;       // refill the buffer step s-1 used
-            if (next < steps) {
-                const int nb = (int)(next % STAGES);
-                gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(s_a[nb], s_b[nb], x, w, g, s_rows,
-                                                                            grp, n0, next, cchunks);
-            }
-            gc_copy_commit();
+        pipe.start(grp);
+        for (long long s = 0; s < pipe.steps; ++s) {
+            pipe.ready(s);
             const int cb = (int)(s % STAGES);
 #pragma unroll
             for (int kk = 0; kk < BK; ++kk) {
@@ -107,7 +90,7 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
                     for (int j = 0; j < TN; ++j) acc[i][j] = fma(a[i], b[j], acc[i][j]);
             }
         }
-        gc_copy_wait<0>();                               // no copy may still target the tiles
+        pipe.finish();
 
 #pragma unroll
         for (int i = 0; i < TM; ++i) {

@@ -54,12 +54,8 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int gq = lane / 4, tq = lane % 4;               // the fragment tables' g and t
     const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
-    const long long m0 = (long long)blockIdx.x * BM;
-    const long long n0 = (long long)blockIdx.y * BN;
-    int cchunks;
-    const long long steps = gc_k_steps<BK, FLAT>(g, cchunks);
-
-    gc_conv_rows<BM, NT>(s_rows, g, m0);
+    GcKPipeline<BM, BN, BK, LDA, LDB, NT, STAGES, CL, FLAT, BOUNDARY, Ts, Tin, float> pipe(s_a, s_b, s_rows, x, w, g);
+    const long long n0 = pipe.n0;
     for (long long grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
         __syncthreads();                                  // rows ready; previous group's tiles consumed
         float acc[MI][NI][4];
@@ -70,22 +66,9 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
 #pragma unroll
                 for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
 
-        for (int s = 0; s < STAGES - 1; ++s) {
-            if (s < steps)
-                gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(s_a[s], s_b[s], x, w, g, s_rows, grp,
-                                                                            n0, s, cchunks);
-            gc_copy_commit();
-        }
-        for (long long s = 0; s < steps; ++s) {
-            gc_copy_wait<STAGES - 2>();
-            __syncthreads();
-            const long long next = s + STAGES - 1;
-            if (next < steps) {
-                const int nb = (int)(next % STAGES);
-                gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(s_a[nb], s_b[nb], x, w, g, s_rows,
-                                                                            grp, n0, next, cchunks);
-            }
-            gc_copy_commit();
+        pipe.start(grp);
+        for (long long s = 0; s < pipe.steps; ++s) {
+            pipe.ready(s);
             const Ts(*sa)[LDA] = s_a[s % STAGES];
             const Ts(*sb)[LDB] = s_b[s % STAGES];
             unsigned a[MI][4], b[NI][2];
@@ -123,7 +106,7 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
                     else gc_mma_f16(acc[i][j], a[i], b[j]);
                 }
         }
-        gc_copy_wait<0>();
+        pipe.finish();
 
 #pragma unroll
         for (int i = 0; i < MI; ++i)

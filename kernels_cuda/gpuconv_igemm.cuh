@@ -200,3 +200,59 @@ __device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], con
         gc_stage<Ts>(&sb[kk][nn], src, valid);
     }
 }
+
+// The K-step pipeline of the GEMM kernels: STAGES buffers of A and B tiles, each step's tiles
+// gathered STAGES - 1 steps before they are used. Every thread of the block runs:
+//     GcKPipeline<...> pipe(s_a, s_b, s_rows, x, w, g);   // the block's row table, K steps
+//     for (grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
+//         __syncthreads();  pipe.start(grp);
+//         for (s = 0; s < pipe.steps; ++s) { pipe.ready(s); ...use buffers s % STAGES... }
+//         pipe.finish();    ...store outputs of rows[], channels pipe.n0 + ...
+//     }
+template <int BM, int BN, int BK, int LDA, int LDB, int NT, int STAGES, bool CL, bool FLAT, int BOUNDARY,
+          typename Ts, typename Tin, typename Acc>
+struct GcKPipeline {
+    Ts (*sa)[BK][LDA];
+    Ts (*sb)[BK][LDB];
+    const GcConvRow* rows;
+    const Tin* __restrict__ x;
+    const Acc* __restrict__ w;
+    const GcConvGeometry& g;
+    long long n0;             // the block's first output channel within a group
+    long long steps;          // K steps per group
+    long long grp = 0;
+    int cchunks;
+
+    __device__ GcKPipeline(Ts (*sa_)[BK][LDA], Ts (*sb_)[BK][LDB], GcConvRow* rows_, const Tin* x_, const Acc* w_,
+                           const GcConvGeometry& g_)
+        : sa(sa_), sb(sb_), rows(rows_), x(x_), w(w_), g(g_), n0((long long)blockIdx.y * BN) {
+        steps = gc_k_steps<BK, FLAT>(g, cchunks);
+        gc_conv_rows<BM, NT>(rows_, g, (long long)blockIdx.x * BM);   // visible after the next barrier
+    }
+
+    __device__ void load(long long s) {
+        const int b = (int)(s % STAGES);
+        gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(sa[b], sb[b], x, w, g, rows, grp, n0, s, cchunks);
+    }
+
+    // Gather group grp's first STAGES - 1 steps (one commit group each, empty past the last).
+    __device__ void start(long long group) {
+        grp = group;
+        for (int s = 0; s < STAGES - 1; ++s) {
+            if (s < steps) load(s);
+            gc_copy_commit();
+        }
+    }
+
+    // Make step s's tiles visible to the block and start gathering step s + STAGES - 1 into
+    // the buffer step s - 1 used (every thread has passed the barrier, so it is consumed).
+    __device__ void ready(long long s) {
+        gc_copy_wait<STAGES - 2>();
+        __syncthreads();
+        if (s + STAGES - 1 < steps) load(s + STAGES - 1);
+        gc_copy_commit();
+    }
+
+    // No copy may still target the tiles once the block moves on.
+    __device__ void finish() { gc_copy_wait<0>(); }
+};
