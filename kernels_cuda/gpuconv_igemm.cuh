@@ -138,19 +138,37 @@ __device__ __forceinline__ void gc_stage(Ts* dst, const Tin* src, bool valid) {
     }
 }
 
-// The (tap, channel) of element kk of K step `s`, and whether it exists (see the header).
+// One K index decoded: the tap's input offsets (ky * dil_y, kx * dil_x), the tap and the
+// channel within the group.
+struct GcKTap { int dy, dx, tap, c; };
+
+// Flat K of up to GC_K_TABLE entries is decoded once per block into a shared table, so the
+// gather of a small-C layer (27 entries for RGB 3x3) costs no divisions per element.
+#ifndef GC_K_TABLE
+#define GC_K_TABLE 256
+#endif
+
+__device__ __forceinline__ GcKTap gc_k_decode(int tap, int c, const GcConvGeometry& g) {
+    const int kw = (int)g.kw, ky = tap / kw;
+    return GcKTap{ky * (int)g.dil[0], (tap - ky * kw) * (int)g.dil[1], tap, c};
+}
+
+// Element kk of K step `s` (see the header), and whether it exists; `table` holds the flat K
+// decoded (nullptr: decode here).
 template <int BK, bool FLAT>
-__device__ __forceinline__ bool gc_k_index(long long s, int kk, const GcConvGeometry& g, int cchunks,
-                                           int& tap, int& c) {
+__device__ __forceinline__ bool gc_k_tap(long long s, int kk, const GcConvGeometry& g, int cchunks,
+                                         const GcKTap* table, GcKTap& e) {
     if (FLAT) {
         const long long k = s * BK + kk;
-        tap = (int)(k / g.cg);
-        c = (int)(k - (long long)tap * g.cg);
-        return tap < g.kh * g.kw;
+        if (k >= g.kh * g.kw * g.cg) return false;
+        if (table) { e = table[k]; return true; }
+        const int tap = (int)(k / g.cg);
+        e = gc_k_decode(tap, (int)(k - (long long)tap * g.cg), g);
+        return true;
     }
-    tap = (int)(s / cchunks);
-    c = (int)(s - (long long)tap * cchunks) * BK + kk;
-    return c < g.cg;
+    const int tap = (int)(s / cchunks);                  // the same for the whole step
+    e = gc_k_decode(tap, (int)(s - (long long)tap * cchunks) * BK + kk, g);
+    return e.c < g.cg;
 }
 
 // Number of K steps of BK for a group.
@@ -171,31 +189,29 @@ template <int BM, int BN, int BK, int LDA, int LDB, int NT, bool CL, bool FLAT, 
           typename Ts, typename Tin, typename Acc>
 __device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], const Tin* __restrict__ x,
                                                const Acc* __restrict__ w, const GcConvGeometry& g,
-                                               const GcConvRow* rows, long long grp, long long n0,
-                                               long long s, int cchunks) {
+                                               const GcConvRow* rows, const GcKTap* table, long long grp,
+                                               long long n0, long long s, int cchunks) {
     const int t = threadIdx.x;
-    const int h = (int)g.h, wd = (int)g.w, kw = (int)g.kw;
-    const int dy = (int)g.dil[0], dx = (int)g.dil[1];
+    const int h = (int)g.h, wd = (int)g.w;
     const long long c_base = grp * g.cg;
     for (int e = t; e < BK * BM; e += NT) {
         const int kk = CL ? e % BK : e / BM;
         const int mm = CL ? e / BK : e % BM;
-        int tap, c;
-        bool valid = gc_k_index<BK, FLAT>(s, kk, g, cchunks, tap, c);
+        GcKTap k;
+        bool valid = gc_k_tap<BK, FLAT>(s, kk, g, cchunks, table, k);
         const GcConvRow r = rows[mm];
-        const int ky = tap / kw, kx = tap - ky * kw;
-        const int iy = gc_remap<BOUNDARY, int>(r.iy0 + ky * dy, h);
-        const int ix = gc_remap<BOUNDARY, int>(r.ix0 + kx * dx, wd);
+        const int iy = gc_remap<BOUNDARY, int>(r.iy0 + k.dy, h);
+        const int ix = gc_remap<BOUNDARY, int>(r.ix0 + k.dx, wd);
         valid = valid && r.x_off >= 0 && iy >= 0 && ix >= 0;
-        const Tin* src = valid ? x + r.x_off + (c_base + c) * g.x_stride[1] + iy * g.x_stride[2] + ix * g.x_stride[3]
+        const Tin* src = valid ? x + r.x_off + (c_base + k.c) * g.x_stride[1] + iy * g.x_stride[2] + ix * g.x_stride[3]
                                : x;
         gc_stage<Ts>(&sa[kk][mm], src, valid);
     }
     for (int e = t; e < BK * BN; e += NT) {
         const int kk = e / BN, nn = e % BN;
-        int tap, c;
-        const bool valid = gc_k_index<BK, FLAT>(s, kk, g, cchunks, tap, c) && n0 + nn < g.og;
-        const Acc* src = valid ? w + (grp * g.og + n0 + nn) * g.w_stride[0] + c * g.w_stride[1] + tap * g.w_stride[2]
+        GcKTap k;
+        const bool valid = gc_k_tap<BK, FLAT>(s, kk, g, cchunks, table, k) && n0 + nn < g.og;
+        const Acc* src = valid ? w + (grp * g.og + n0 + nn) * g.w_stride[0] + k.c * g.w_stride[1] + k.tap * g.w_stride[2]
                                : w;
         gc_stage<Ts>(&sb[kk][nn], src, valid);
     }
@@ -203,7 +219,7 @@ __device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], con
 
 // The K-step pipeline of the GEMM kernels: STAGES buffers of A and B tiles, each step's tiles
 // gathered STAGES - 1 steps before they are used. Every thread of the block runs:
-//     GcKPipeline<...> pipe(s_a, s_b, s_rows, x, w, g);   // the block's row table, K steps
+//     GcKPipeline<...> pipe(s_a, s_b, s_rows, s_ktab, x, w, g);  // row and K tables, K steps
 //     for (grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
 //         __syncthreads();  pipe.start(grp);
 //         for (s = 0; s < pipe.steps; ++s) { pipe.ready(s); ...use buffers s % STAGES... }
@@ -215,6 +231,7 @@ struct GcKPipeline {
     Ts (*sa)[BK][LDA];
     Ts (*sb)[BK][LDB];
     const GcConvRow* rows;
+    const GcKTap* table;      // the flat K decoded, or nullptr
     const Tin* __restrict__ x;
     const Acc* __restrict__ w;
     const GcConvGeometry& g;
@@ -223,16 +240,24 @@ struct GcKPipeline {
     long long grp = 0;
     int cchunks;
 
-    __device__ GcKPipeline(Ts (*sa_)[BK][LDA], Ts (*sb_)[BK][LDB], GcConvRow* rows_, const Tin* x_, const Acc* w_,
-                           const GcConvGeometry& g_)
-        : sa(sa_), sb(sb_), rows(rows_), x(x_), w(w_), g(g_), n0((long long)blockIdx.y * BN) {
+    // Fills the row table and, for a flat K that fits, the K table (GC_K_TABLE entries):
+    // both are visible after the next barrier.
+    __device__ GcKPipeline(Ts (*sa_)[BK][LDA], Ts (*sb_)[BK][LDB], GcConvRow* rows_, GcKTap* table_,
+                           const Tin* x_, const Acc* w_, const GcConvGeometry& g_)
+        : sa(sa_), sb(sb_), rows(rows_), table(nullptr), x(x_), w(w_), g(g_), n0((long long)blockIdx.y * BN) {
         steps = gc_k_steps<BK, FLAT>(g, cchunks);
-        gc_conv_rows<BM, NT>(rows_, g, (long long)blockIdx.x * BM);   // visible after the next barrier
+        gc_conv_rows<BM, NT>(rows_, g, (long long)blockIdx.x * BM);
+        const long long k_total = g.kh * g.kw * g.cg;
+        if (FLAT && k_total <= GC_K_TABLE) {
+            for (int k = threadIdx.x; k < k_total; k += NT) table_[k] = gc_k_decode(k / (int)g.cg, k % (int)g.cg, g);
+            table = table_;
+        }
     }
 
     __device__ void load(long long s) {
         const int b = (int)(s % STAGES);
-        gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(sa[b], sb[b], x, w, g, rows, grp, n0, s, cchunks);
+        gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(sa[b], sb[b], x, w, g, rows, table, grp, n0, s,
+                                                                    cchunks);
     }
 
     // Gather group grp's first STAGES - 1 steps (one commit group each, empty past the last).

@@ -118,9 +118,18 @@ def test_first_layer_reads_input_once_for_all_outputs(emu, rng):
     x = rand(rng, 2, 3, 20, 23)
     w = rand(rng, 16, 3, 3, 3)
     bias = rand(rng, 16)
-    y, names = run_conv(emu, x, w, bias, padding=1)
+    y, names = run_conv(emu, x, w, bias, padding=(1, 2), dilation=(1, 2))
     assert names == ["conv_igemm<float, float, float, 256, 16, 8, 2, 3, false, true, 0>"]
-    check_exact(y, x, w, bias, padding=1)
+    check_exact(y, x, w, bias, padding=(1, 2), dilation=(1, 2))
+
+
+def test_flat_k_longer_than_its_table(emu, rng):
+    # C = 2 with an 11x13 kernel: 286 flat K entries, more than the 256 decoded per block
+    x = rand(rng, 1, 2, 15, 17)
+    w = rand(rng, 9, 2, 11, 13)
+    y, names = run_conv(emu, x, w, padding=(5, 6), boundary="edge")
+    assert names[0].endswith("true, 1>")
+    check_exact(y, x, w, padding=(5, 6), boundary="edge")
 
 
 def test_depthwise_and_channel_multiplier(emu, rng):

@@ -199,7 +199,8 @@ def conv_variants() -> list:
         tc(f32, tout, "tf32", 64, True, False, 1)
     for og in (128, 64, 32, 16):                        # every configuration, both arithmetics
         for dt in (f32, np.dtype(np.float64)):
-            fma(dt, dt, og, False, False, 0)
+            for flat in (False, True):
+                fma(dt, dt, og, False, flat, 0)
         for cl in (False, True):
             for how in TC_PREC_IDS:
                 tc(f32, f32, how, og, cl, False, 0)
