@@ -53,19 +53,14 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
     constexpr int VM = TM < 4 ? TM : 4, VN = TN < 4 ? TN : 4;  // run lengths
     constexpr int SPAN_M = TR * VM, SPAN_N = TC * VN;    // distance between a thread's runs
     static_assert(STAGES >= 2, "the pipeline needs two stages");
-    static_assert(STAGES * BK * (LDA + LDB) * sizeof(Acc) + BM * sizeof(GcConvRow) +
-                      (FLAT ? GC_K_TABLE : 1) * sizeof(GcKTap) <= 48 * 1024,
-                  "tiles exceed static shared memory");
-
-    __shared__ __align__(16) Acc s_a[STAGES][BK][LDA];
-    __shared__ __align__(16) Acc s_b[STAGES][BK][LDB];
-    __shared__ GcConvRow s_rows[BM];
-    __shared__ GcKTap s_ktab[FLAT ? GC_K_TABLE : 1];
+    using Smem = GcGemmShared<Acc, STAGES, BK, BM, LDA, LDB, FLAT>;
+    static_assert(sizeof(Smem) <= 48 * 1024, "tiles exceed static shared memory");
+    __shared__ Smem sm;
 
     const int t = threadIdx.x;
     const int tr = CL ? t / TC : t % TR;                 // the fast index follows y's layout
     const int tc = CL ? t % TC : t / TR;
-    GcKPipeline<BM, BN, BK, LDA, LDB, NT, STAGES, CL, FLAT, BOUNDARY, Acc, Tin, Acc> pipe(s_a, s_b, s_rows, s_ktab, x, w, g);
+    GcKPipeline<BM, BN, BK, LDA, LDB, NT, STAGES, CL, FLAT, BOUNDARY, Acc, Tin, Acc> pipe(sm, x, w, g);
     const long long n0 = pipe.n0;
     for (long long grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
         __syncthreads();                                 // rows ready; previous group's tiles consumed
@@ -83,9 +78,9 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
             for (int kk = 0; kk < BK; ++kk) {
                 Acc a[TM], b[TN];
 #pragma unroll
-                for (int i = 0; i < TM; i += VM) gc_read_run<VM>(&s_a[cb][kk][(i / VM) * SPAN_M + tr * VM], a + i);
+                for (int i = 0; i < TM; i += VM) gc_read_run<VM>(&sm.a[cb][kk][(i / VM) * SPAN_M + tr * VM], a + i);
 #pragma unroll
-                for (int j = 0; j < TN; j += VN) gc_read_run<VN>(&s_b[cb][kk][(j / VN) * SPAN_N + tc * VN], b + j);
+                for (int j = 0; j < TN; j += VN) gc_read_run<VN>(&sm.b[cb][kk][(j / VN) * SPAN_N + tc * VN], b + j);
 #pragma unroll
                 for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -96,7 +91,7 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
 
 #pragma unroll
         for (int i = 0; i < TM; ++i) {
-            const GcConvRow r = s_rows[(i / VM) * SPAN_M + tr * VM + i % VM];
+            const GcConvRow r = sm.rows[(i / VM) * SPAN_M + tr * VM + i % VM];
             if (r.x_off < 0) continue;
 #pragma unroll
             for (int j = 0; j < TN; ++j) {

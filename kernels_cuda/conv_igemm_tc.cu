@@ -44,19 +44,14 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
     constexpr int WARPS_N = BN >= 128 ? 4 : (BN >= 32 ? 2 : 1), WARPS_M = 8 / WARPS_N;
     constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N, MI = WM / 16, NI = WN / 8;
     static_assert(MI >= 1 && NI >= 1 && WN % 8 == 0, "BN must be 16, 32, 64 or 128");
-    static_assert(STAGES * BK * (LDA + LDB) * sizeof(Ts) + BM * sizeof(GcConvRow) +
-                      (FLAT ? GC_K_TABLE : 1) * sizeof(GcKTap) <= 48 * 1024,
-                  "tiles exceed static shared memory");
-
-    __shared__ __align__(16) Ts s_a[STAGES][BK][LDA];
-    __shared__ __align__(16) Ts s_b[STAGES][BK][LDB];
-    __shared__ GcConvRow s_rows[BM];
-    __shared__ GcKTap s_ktab[FLAT ? GC_K_TABLE : 1];
+    using Smem = GcGemmShared<Ts, STAGES, BK, BM, LDA, LDB, FLAT>;
+    static_assert(sizeof(Smem) <= 48 * 1024, "tiles exceed static shared memory");
+    __shared__ Smem sm;
 
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int gq = lane / 4, tq = lane % 4;               // the fragment tables' g and t
     const int wm0 = (warp % WARPS_M) * WM, wn0 = (warp / WARPS_M) * WN;
-    GcKPipeline<BM, BN, BK, LDA, LDB, NT, STAGES, CL, FLAT, BOUNDARY, Ts, Tin, float> pipe(s_a, s_b, s_rows, s_ktab, x, w, g);
+    GcKPipeline<BM, BN, BK, LDA, LDB, NT, STAGES, CL, FLAT, BOUNDARY, Ts, Tin, float> pipe(sm, x, w, g);
     const long long n0 = pipe.n0;
     for (long long grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
         __syncthreads();                                  // rows ready; previous group's tiles consumed
@@ -71,8 +66,8 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
         pipe.start(grp);
         for (long long s = 0; s < pipe.steps; ++s) {
             pipe.ready(s);
-            const Ts(*sa)[LDA] = s_a[s % STAGES];
-            const Ts(*sb)[LDB] = s_b[s % STAGES];
+            const Ts(*sa)[LDA] = sm.a[s % STAGES];
+            const Ts(*sb)[LDB] = sm.b[s % STAGES];
             unsigned a[MI][4], b[NI][2];
 #pragma unroll
             for (int i = 0; i < MI; ++i) {
@@ -114,7 +109,7 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
         for (int i = 0; i < MI; ++i)
 #pragma unroll
             for (int half = 0; half < 2; ++half) {        // D rows g and g + 8
-                const GcConvRow r = s_rows[wm0 + i * 16 + gq + 8 * half];
+                const GcConvRow r = sm.rows[wm0 + i * 16 + gq + 8 * half];
                 if (r.x_off < 0) continue;
 #pragma unroll
                 for (int j = 0; j < NI; ++j)

@@ -217,9 +217,20 @@ __device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], con
     }
 }
 
+// The static shared memory of a GEMM kernel: STAGES copies of the A and B tiles (rows
+// 16-byte aligned), the block's row table and, for a flat K, its decoded table.
+template <typename Ts, int STAGES, int BK, int BM, int LDA, int LDB, bool FLAT>
+struct GcGemmShared {
+    __align__(16) Ts a[STAGES][BK][LDA];
+    __align__(16) Ts b[STAGES][BK][LDB];
+    GcConvRow rows[BM];
+    GcKTap ktab[FLAT ? GC_K_TABLE : 1];
+};
+
 // The K-step pipeline of the GEMM kernels: STAGES buffers of A and B tiles, each step's tiles
 // gathered STAGES - 1 steps before they are used. Every thread of the block runs:
-//     GcKPipeline<...> pipe(s_a, s_b, s_rows, s_ktab, x, w, g);  // row and K tables, K steps
+//     __shared__ GcGemmShared<...> sm;
+//     GcKPipeline<...> pipe(sm, x, w, g);                // row and K tables, K steps
 //     for (grp = blockIdx.z; grp < g.groups; grp += gridDim.z) {
 //         __syncthreads();  pipe.start(grp);
 //         for (s = 0; s < pipe.steps; ++s) { pipe.ready(s); ...use buffers s % STAGES... }
@@ -242,15 +253,15 @@ struct GcKPipeline {
 
     // Fills the row table and, for a flat K that fits, the K table (GC_K_TABLE entries):
     // both are visible after the next barrier.
-    __device__ GcKPipeline(Ts (*sa_)[BK][LDA], Ts (*sb_)[BK][LDB], GcConvRow* rows_, GcKTap* table_,
-                           const Tin* x_, const Acc* w_, const GcConvGeometry& g_)
-        : sa(sa_), sb(sb_), rows(rows_), table(nullptr), x(x_), w(w_), g(g_), n0((long long)blockIdx.y * BN) {
+    __device__ GcKPipeline(GcGemmShared<Ts, STAGES, BK, BM, LDA, LDB, FLAT>& sm, const Tin* x_, const Acc* w_,
+                           const GcConvGeometry& g_)
+        : sa(sm.a), sb(sm.b), rows(sm.rows), table(nullptr), x(x_), w(w_), g(g_), n0((long long)blockIdx.y * BN) {
         steps = gc_k_steps<BK, FLAT>(g, cchunks);
-        gc_conv_rows<BM, NT>(rows_, g, (long long)blockIdx.x * BM);
+        gc_conv_rows<BM, NT>(sm.rows, g, (long long)blockIdx.x * BM);
         const long long k_total = g.kh * g.kw * g.cg;
         if (FLAT && k_total <= GC_K_TABLE) {
-            for (int k = threadIdx.x; k < k_total; k += NT) table_[k] = gc_k_decode(k / (int)g.cg, k % (int)g.cg, g);
-            table = table_;
+            for (int k = threadIdx.x; k < k_total; k += NT) sm.ktab[k] = gc_k_decode(k / (int)g.cg, k % (int)g.cg, g);
+            table = sm.ktab;
         }
     }
 
