@@ -294,9 +294,8 @@ def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, acti
     if out is not None:
         requested = None if out_dtype is None else plan.result_dtype
         plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.out_shape, xa, requested))
-    batched_shape = plan.out_shape if not plan.unbatched else (1,) + plan.out_shape
-    if 0 in batched_shape:
-        y = np.empty(batched_shape, dtype=plan.result_dtype)
+    if 0 in plan.batched_out_shape:
+        y = np.empty(plan.batched_out_shape, dtype=plan.result_dtype)
     else:
         y = get_backend(name).conv(xa, wa, ba, plan)
     if plan.unbatched:
@@ -324,9 +323,8 @@ def _conv_cuda(nd, x, weight, bias, args, out, out_dtype):
         xa = xa[None]
         out_dev = None if out_dev is None else out_dev[None]
     with be.stream_of(x):
-        batched = plan.out_shape if not plan.unbatched else (1,) + plan.out_shape
-        if 0 in batched:
-            y = out_dev if out_dev is not None else be.empty(batched, plan.result_dtype)
+        if 0 in plan.batched_out_shape:
+            y = out_dev if out_dev is not None else be.empty(plan.batched_out_shape, plan.result_dtype)
         else:
             y = be.conv(xa, wa, ba, plan, out=out_dev)
     if out is not None:

@@ -184,7 +184,7 @@ def conv(nd: int, x: da.Array, weight, bias, stride, padding, dilation, groups, 
                          out_dtype, clip, precision)
     if plan.unbatched:
         x = x[None]
-    batched = (1,) + plan.out_shape if plan.unbatched else plan.out_shape
+    batched = plan.batched_out_shape
     if 0 in batched:
         y = _empty(batched, plan.result_dtype)
         return y[0] if plan.unbatched else y

@@ -126,3 +126,8 @@ class ConvPlan:
         else:
             shape = (self.batch, self.out_channels) + tuple(self.out_spatial)
         return shape[1:] if self.unbatched else shape
+
+    @property
+    def batched_out_shape(self) -> tuple:
+        """out_shape with the batch axis, also for unbatched x (what backends produce)."""
+        return (1,) + self.out_shape if self.unbatched else self.out_shape

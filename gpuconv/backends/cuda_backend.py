@@ -263,8 +263,7 @@ class CudaBackend:
         xp = self.xp
         if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
             x = x.astype(plan.compute_dtype)
-        shape = plan.out_shape if not plan.unbatched else (1,) + plan.out_shape
-        y = out if out is not None else xp.empty(shape, dtype=plan.result_dtype)
+        y = out if out is not None else xp.empty(plan.batched_out_shape, dtype=plan.result_dtype)
         how = arithmetic(plan.precision, x.dtype, self.runtime.tensor_cores())
         launch = plan_conv_launch(self._view(x), self._view(y), plan, how)
         w = xp.ascontiguousarray(xp.asarray(weight, dtype=launch.weight_dtype))
