@@ -118,6 +118,27 @@ def _flag(b: bool) -> str:
     return "true" if b else "false"
 
 
+def fma_instance(tin, tout, acc, og: int, cl: bool, flat: bool, bid: int) -> str:
+    """conv_igemm's template instance: the tile configuration for `og` output channels per
+    group, 3 pipeline stages (2 for float64, whose tiles are twice the bytes)."""
+    bm, bn, tm, tn = _pick(FMA_CONFIGS, og)
+    stages = 3 if np.dtype(acc).itemsize == 4 else 2
+    return (f"conv_igemm<{CTYPES[np.dtype(tin)]}, {CTYPES[np.dtype(tout)]}, {CTYPES[np.dtype(acc)]}, {bm}, {bn}, "
+            f"{tm}, {tn}, {stages}, {_flag(cl)}, {_flag(flat)}, {bid}>")
+
+
+def tc_instance(tin, tout, how: str, og: int, cl: bool, flat: bool, bid: int) -> str:
+    """conv_igemm_tc's template instance for arithmetic `how` and `og` output channels per group."""
+    return (f"conv_igemm_tc<{CTYPES[np.dtype(tin)]}, {CTYPES[np.dtype(tout)]}, {TC_PREC_IDS[how]}, "
+            f"{_pick(TC_BN, og)}, {_flag(cl)}, {_flag(flat)}, {bid}>")
+
+
+def depthwise_instance(tin, tout, acc, cl: bool, bid: int) -> str:
+    """conv_depthwise's template instance."""
+    return (f"conv_depthwise<{CTYPES[np.dtype(tin)]}, {CTYPES[np.dtype(tout)]}, {CTYPES[np.dtype(acc)]}, "
+            f"{_flag(cl)}, {bid}>")
+
+
 def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> ConvLaunch:
     """The launch that computes a checked kernel-bank plan from batched `x` (a native dtype)
     into batched `y` with arithmetic `how` (see :func:`arithmetic`).
@@ -137,25 +158,21 @@ def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> Co
     geom = conv_geometry(x, y, plan)
     acc = np.dtype(np.float32) if how != "fma" else np.dtype(plan.compute_dtype)
     ep = epilogue_block(acc, plan.clip, plan.result_dtype)
-    tin, tout = CTYPES[np.dtype(x.dtype)], CTYPES[np.dtype(plan.result_dtype)]
-    cl, bid = _flag(plan.channels_last), BOUNDARY_IDS[plan.boundary]
+    tin, tout = np.dtype(x.dtype), np.dtype(plan.result_dtype)
+    cl, bid = plan.channels_last, BOUNDARY_IDS[plan.boundary]
     cg, og = int(geom["cg"]), int(geom["og"])
     m = int(geom["m_total"])
     if cg == 1 and plan.groups > 1:                     # depthwise / channel multiplier
         total = m * plan.out_channels
         grid = (max(1, min(-(-total // THREADS), 65535 * 32)), 1, 1)
-        name = f"conv_depthwise<{tin}, {tout}, {CTYPES[acc]}, {cl}, {bid}>"
-        return ConvLaunch("conv_depthwise.cu", name, grid, (THREADS, 1, 1), geom, ep, acc)
+        return ConvLaunch("conv_depthwise.cu", depthwise_instance(tin, tout, acc, cl, bid), grid, (THREADS, 1, 1),
+                          geom, ep, acc)
     if how == "fma":
-        bm, bn, tm, tn = _pick(FMA_CONFIGS, og)
-        stages = 3 if acc.itemsize == 4 else 2          # float64 tiles are twice the bytes
-        name = (f"conv_igemm<{tin}, {tout}, {CTYPES[acc]}, {bm}, {bn}, {tm}, {tn}, {stages}, {cl}, "
-                f"{_flag(cg < FMA_BK)}, {bid}>")
-        filename = "conv_igemm.cu"
+        bm, bn = _pick(FMA_CONFIGS, og)[:2]
+        name, filename = fma_instance(tin, tout, acc, og, cl, cg < FMA_BK, bid), "conv_igemm.cu"
     else:
         bm, bn = 128, _pick(TC_BN, og)
-        name = f"conv_igemm_tc<{tin}, {tout}, {TC_PREC_IDS[how]}, {bn}, {cl}, {_flag(cg < TC_BK[how])}, {bid}>"
-        filename = "conv_igemm_tc.cu"
+        name, filename = tc_instance(tin, tout, how, og, cl, cg < TC_BK[how], bid), "conv_igemm_tc.cu"
     grid = (min(-(-m // bm), GRID_X_MAX), -(-og // bn), min(plan.groups, GRID_YZ_MAX))
     if grid[0] * bm < m or grid[1] > GRID_YZ_MAX:
         raise ValueError(f"conv has {m} output pixels x {og} channels per group; the kernels take at most "
@@ -175,20 +192,13 @@ def conv_variants() -> list:
     out = set()
 
     def fma(tin, tout, og, cl, flat, bid):
-        acc = compute_dtype(tin)
-        bm, bn, tm, tn = _pick(FMA_CONFIGS, og)
-        stages = 3 if acc.itemsize == 4 else 2
-        out.add(("conv_igemm.cu", f"conv_igemm<{CTYPES[tin]}, {CTYPES[tout]}, {CTYPES[acc]}, {bm}, {bn}, {tm}, "
-                                  f"{tn}, {stages}, {_flag(cl)}, {_flag(flat)}, {bid}>"))
+        out.add(("conv_igemm.cu", fma_instance(tin, tout, compute_dtype(tin), og, cl, flat, bid)))
 
     def tc(tin, tout, how, og, cl, flat, bid):
-        bn = _pick(TC_BN, og)
-        out.add(("conv_igemm_tc.cu", f"conv_igemm_tc<{CTYPES[tin]}, {CTYPES[tout]}, {TC_PREC_IDS[how]}, {bn}, "
-                                     f"{_flag(cl)}, {_flag(flat)}, {bid}>"))
+        out.add(("conv_igemm_tc.cu", tc_instance(tin, tout, how, og, cl, flat, bid)))
 
     def depthwise(tin, tout, cl, bid):
-        acc = compute_dtype(tin)
-        out.add(("conv_depthwise.cu", f"conv_depthwise<{CTYPES[tin]}, {CTYPES[tout]}, {CTYPES[acc]}, {_flag(cl)}, {bid}>"))
+        out.add(("conv_depthwise.cu", depthwise_instance(tin, tout, compute_dtype(tin), cl, bid)))
 
     for tin in natives:                                 # every input dtype, both layouts
         for cl in (False, True):
