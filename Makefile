@@ -8,7 +8,10 @@ BIN    := $(VENV)/bin
 CUDA_MAJOR := $(shell nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9]*\).*/\1/p' | head -n1)
 CUDA_EXTRA := $(if $(filter 12,$(CUDA_MAJOR)),cuda12,$(if $(filter 13,$(CUDA_MAJOR)),cuda13,))
 comma      := ,
-EXTRAS     := test$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA),)
+# The test extra brings cupy-cuda13x (for NVRTC and CuPy's marshalling without a GPU); next to a
+# CUDA 12 driver it would clash with cupy-cuda12x, so that machine takes test-base instead.
+TEST_EXTRA := $(if $(filter cuda12,$(CUDA_EXTRA)),test-base,test)
+EXTRAS     := $(TEST_EXTRA)$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA),)
 
 .PHONY: demo test bench venv clean
 

@@ -1,4 +1,4 @@
-"""Measure the constants of the CUDA cost model (gpuconv/backends/cuda_cost.py) on this GPU and
+"""Measure the constants of the CUDA cost model (gpuconv/backends/cuda/cost.py) on this GPU and
 write them as JSON (the format of gpuconv/data/cuda_cost.json).
 
 - bandwidth: a 1 GiB device-to-device copy (bytes read + written per second);
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import gpuconv
-from gpuconv.api import correlate_plan
-from gpuconv.backends import cuda_cost
+from gpuconv.plan import correlate_plan
+from gpuconv.backends.cuda import cost as cuda_cost
 
 # (kind, x shape, kernel shape, dtype, method): compute-bound for that kernel
 RATE_PROBLEMS = [

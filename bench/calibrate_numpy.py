@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 import gpuconv
-from gpuconv import costmodel
-from gpuconv.backends.numpy_backend import NumpyBackend
-from gpuconv.costmodel import ENGINES
+from gpuconv.backends.numpy import cost as costmodel
+from gpuconv.backends.numpy.backend import NumpyBackend
+from gpuconv.backends.numpy.cost import ENGINES
 from gpuconv.plan import CorrelatePlan, mode_pads
 from bench.timing import median_seconds
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 import gpuconv
-from gpuconv.api import correlate_plan
+from gpuconv.plan import correlate_plan
 from gpuconv.backends import get_backend
 
 

@@ -1,67 +1,17 @@
 """The public functions: correlate, convolve, conv2d, conv1d.
 
-Each is a thin shell over one private worker that checks every argument (gpuconv.checks),
-builds the plan (gpuconv.plan), and hands arrays to the backend chosen by gpuconv.dispatch.
+Each is a thin shell over one worker: Dask arrays go to gpuconv.dask (lazy, blockwise), every
+other array to gpuconv.compute, which checks every argument (gpuconv.checks), builds the plan
+(gpuconv.plan) and hands the arrays to the backend chosen by gpuconv.dispatch.
 """
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
-
-from . import checks
-from .backends import get_backend
-from .dispatch import array_kind, resolve_backend, to_numpy, wrap_like
-from .dtypes import compute_dtype, default_result_dtype
-from .plan import ConvPlan, CorrelatePlan, effective_length, mode_pads
+from . import compute
+from .dispatch import array_kind
 
 
-def _inputs(x, kernel, backend):
-    """Backend name, x (a host array, or a device array for the CUDA backend) and the kernel
-    on the host. A CUDA kernel with host x is rejected; a CUDA kernel with CUDA x is read back."""
-    checks.check_choice("backend", backend, checks.BACKENDS)
-    name = resolve_backend(backend, array_kind(x))
-    if name == "cuda":
-        be = get_backend("cuda")  # raises BackendUnavailableError with the reason
-        return name, be.device_array("x", x), be.host_kernel(kernel)
-    if array_kind(kernel) == "cuda":
-        raise ValueError("kernel is a CUDA array but x is on the host; pass both on the same device")
-    return name, to_numpy("x", x), to_numpy("kernel", kernel)
-
-
-def correlate_plan(shape: tuple, dtype, kernel: np.ndarray, mode, boundary, cval, stride, dilation, axes,
-                   out_dtype, clip, method) -> CorrelatePlan:
-    """Check every argument of correlate/convolve (all but `out`, `backend`) for an input of
-    `shape` and `dtype`, and return the plan. Shared by the in-memory and Dask paths."""
-    shape = tuple(shape)
-    checks.check_choice("mode", mode, checks.MODES)
-    checks.check_boundary(boundary)
-    checks.check_choice("method", method, checks.METHODS)
-    cval = checks.check_real_scalar("cval", cval)
-    checks.check_dtype_input("x", dtype)
-    checks.check_dtype_input("kernel", kernel.dtype)
-    checks.check_kernel_shape(kernel.shape, len(shape))
-    nd = kernel.ndim
-    axes = checks.check_axes(axes, len(shape), nd)
-    stride = checks.check_int_tuple("stride", stride, nd, 1)
-    dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
-    requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
-    clip = checks.check_clip(clip)
-    for ax in axes:
-        if shape[ax] == 0:
-            raise ValueError(f"x has length 0 along sliding axis {ax} (shape {shape}); each sliding axis needs at least one sample")
-    in_sliding = tuple(shape[a] for a in axes)
-    pads = [mode_pads(n, k, mode, s, d) for n, k, s, d in zip(in_sliding, kernel.shape, stride, dilation)]
-    return CorrelatePlan(
-        batch_shape=tuple(shape[a] for a in range(len(shape)) if a not in axes), in_sliding=in_sliding, axes=axes,
-        in_shape=shape, kernel_shape=kernel.shape, out_sliding=tuple(p[2] for p in pads),
-        pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=stride, dilation=dilation,
-        boundary=boundary, cval=cval, compute_dtype=compute_dtype(dtype),
-        result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip, method=method)
-
-
-def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
-               backend, flip):
+def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method, backend,
+               flip):
     if array_kind(x) == "dask":
         from . import dask as gpuconv_dask  # only when dask arrays are in use
 
@@ -70,43 +20,21 @@ def _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out
         fn = gpuconv_dask.convolve if flip else gpuconv_dask.correlate
         return fn(x, kernel, mode, boundary=boundary, cval=cval, stride=stride, dilation=dilation, axes=axes,
                   out_dtype=out_dtype, clip=clip, method=method, backend=backend)
-    name, xa, ka = _inputs(x, kernel, backend)
-    plan = correlate_plan(xa.shape, xa.dtype, ka, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
-                          method)
-    if flip:
-        ka = ka[(slice(None, None, -1),) * ka.ndim]
-    be = get_backend(name)
-    if name == "cuda":
-        return _correlate_cuda(be, x, xa, ka, plan, out, out_dtype)
-    if out is not None:
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.result_shape, xa, requested))
-    if plan.n_outputs == 0:
-        y = np.empty(plan.result_shape, dtype=plan.result_dtype)
-    else:
-        y = be.correlate(xa, ka, plan)
-    if out is not None:
-        out[...] = y
-        return out
-    return wrap_like(x, y)
+    return compute.correlate_arrays(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip,
+                                    method, backend, flip)
 
 
-def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype):
-    """The CUDA leg of _correlate: the result (or `out`) is written by the kernel itself, on
-    the caller's stream, and returned as the caller's kind."""
-    out_dev = None
-    if out is not None:
-        out_dev = be.device_array("out", out)
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.result_shape, xa, requested))
-    with be.stream_of(x):
-        if plan.n_outputs == 0:
-            y = out_dev if out_dev is not None else be.empty(plan.result_shape, plan.result_dtype)
-        else:
-            y = be.correlate(xa, ka, plan, out=out_dev)
-    if out is not None:
-        return out
-    return be.wrap_like(x, y)
+def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
+          clip, precision, backend):
+    if array_kind(x) == "dask":
+        from . import dask as gpuconv_dask  # only when dask arrays are in use
+
+        if out is not None:
+            raise ValueError("out= is not supported for dask arrays; store the lazy result with dask.array.store")
+        return gpuconv_dask.conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout,
+                                 out_dtype, clip, precision, backend=backend)
+    return compute.conv_arrays(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout,
+                               out, out_dtype, clip, precision, backend)
 
 
 def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,
@@ -172,7 +100,7 @@ def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1
            [3., 2., 1.]])
     """
     return _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
-                      backend, flip=False)
+                      backend, False)
 
 
 def convolve(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1, dilation=1, axes=None,
@@ -189,147 +117,7 @@ def convolve(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1,
     array([ 2.,  7., 16., 25., 34., 31., 20.])
     """
     return _correlate(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method,
-                      backend, flip=True)
-
-
-_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
-_SPATIAL_NAMES = {1: ("L",), 2: ("H", "W")}
-
-
-def _conv_padding(padding, nd, k, dilation, spatial):
-    """(lo, hi) per spatial axis for padding=int | ints | "same" | "valid" (torch's alignment)."""
-    if isinstance(padding, str):
-        checks.check_choice("padding", padding, ("same", "valid"))
-        if padding == "valid":
-            return (0,) * nd, (0,) * nd
-        total = [d * (kk - 1) for kk, d in zip(k, dilation)]
-        lo = tuple(t // 2 for t in total)
-        return lo, tuple(t - l for t, l in zip(total, lo))
-    lo = checks.check_int_tuple("padding", padding, nd, 0)
-    return lo, lo
-
-
-def conv_plan(nd: int, shape: tuple, dtype, weight: np.ndarray, bias, stride, padding, dilation, groups, boundary,
-              activation, layout, out_dtype, clip, precision) -> ConvPlan:
-    """Check every argument of conv1d (nd=1) / conv2d (nd=2) but `out` and `backend` for an
-    input of `shape` and `dtype`, and return the plan. Shared by the in-memory and Dask paths."""
-    shape = tuple(shape)
-    layouts = _LAYOUTS[nd]
-    checks.check_choice("layout", layout, layouts)
-    checks.check_boundary(boundary)
-    checks.check_choice("activation", activation, checks.ACTIVATIONS)
-    checks.check_choice("precision", precision, checks.PRECISIONS)
-    checks.check_dtype_input("x", dtype)
-    checks.check_dtype_input("weight", weight.dtype)
-    channels_last = layout == layouts[1]
-    dims = "".join(layout)
-    if len(shape) not in (nd + 1, nd + 2):
-        raise ValueError(f"x has shape {shape}; layout={layout!r} expects ({', '.join(dims)}) or ({', '.join(dims[1:])})")
-    unbatched = len(shape) == nd + 1
-    if unbatched:
-        shape = (1,) + shape
-    if weight.ndim != nd + 2:
-        wdims = ("O",) + (tuple(_SPATIAL_NAMES[nd]) + ("C/groups",) if channels_last else ("C/groups",) + _SPATIAL_NAMES[nd])
-        raise ValueError(f"weight has shape {weight.shape}; layout={layout!r} expects ({', '.join(wdims)})")
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"groups={groups!r} must be an int >= 1")
-    groups = int(groups)
-    c = shape[-1] if channels_last else shape[1]
-    spatial = shape[1:-1] if channels_last else shape[2:]
-    o = weight.shape[0]
-    cg = weight.shape[-1] if channels_last else weight.shape[1]
-    ks = weight.shape[1:-1] if channels_last else weight.shape[2:]
-    if c % groups:
-        raise ValueError(f"groups={groups} does not divide the {c} input channels of x")
-    if o % groups:
-        raise ValueError(f"groups={groups} does not divide the {o} output channels of weight")
-    if cg != c // groups:
-        raise ValueError(f"weight has {cg} input channels per group but x has C={c} channels with groups={groups} "
-                         f"(expected {c // groups})")
-    if 0 in ks or o == 0:
-        raise ValueError(f"weight has shape {weight.shape}; a zero-size kernel bank is not accepted")
-    for n_s, label in zip(spatial, _SPATIAL_NAMES[nd]):
-        if n_s == 0:
-            raise ValueError(f"x has {label}=0 (shape {shape}); spatial axes need at least one sample")
-    if bias is not None:
-        checks.check_dtype_input("bias", bias.dtype)
-        if bias.shape != (o,):
-            raise ValueError(f"bias has shape {bias.shape}; expected ({o},), one per output channel")
-    stride = checks.check_int_tuple("stride", stride, nd, 1)
-    dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
-    lo, hi = _conv_padding(padding, nd, ks, dilation, spatial)
-    requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
-    clip = checks.check_clip(clip)
-    out_spatial = []
-    for n_s, l, h, kk, s, d in zip(spatial, lo, hi, ks, stride, dilation):
-        p, e = n_s + l + h, effective_length(kk, d)
-        out_spatial.append((p - e) // s + 1 if p >= e else 0)
-    return ConvPlan(batch=shape[0], channels=c, out_channels=o, groups=groups, in_spatial=tuple(spatial),
-                    weight_spatial=tuple(ks), out_spatial=tuple(out_spatial), pad_lo=lo, pad_hi=hi, stride=stride,
-                    dilation=dilation, boundary=boundary, channels_last=channels_last, unbatched=unbatched,
-                    has_bias=bias is not None, activation=activation, compute_dtype=compute_dtype(dtype),
-                    result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip,
-                    precision=precision)
-
-
-def _conv(nd, x, weight, bias, stride, padding, dilation, groups, boundary, activation, layout, out, out_dtype,
-          clip, precision, backend):
-    args = (stride, padding, dilation, groups, boundary, activation, layout, out_dtype, clip, precision)
-    if array_kind(x) == "dask":
-        from . import dask as gpuconv_dask  # only when dask arrays are in use
-
-        if out is not None:
-            raise ValueError("out= is not supported for dask arrays; store the lazy result with dask.array.store")
-        return gpuconv_dask.conv(nd, x, weight, bias, *args, backend=backend)
-    checks.check_choice("backend", backend, checks.BACKENDS)
-    if resolve_backend(backend, array_kind(x)) == "cuda":
-        return _conv_cuda(nd, x, weight, bias, args, out, out_dtype)
-    name, xa, wa = _inputs(x, weight, backend)
-    if bias is not None and array_kind(bias) == "cuda":
-        raise ValueError("bias is a CUDA array but x is on the host; pass both on the same device")
-    ba = None if bias is None else to_numpy("bias", bias)
-    plan = conv_plan(nd, xa.shape, xa.dtype, wa, ba, *args)
-    if plan.unbatched:
-        xa = xa[None]
-    if out is not None:
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.out_shape, xa, requested))
-    if 0 in plan.batched_out_shape:
-        y = np.empty(plan.batched_out_shape, dtype=plan.result_dtype)
-    else:
-        y = get_backend(name).conv(xa, wa, ba, plan)
-    if plan.unbatched:
-        y = y[0]
-    if out is not None:
-        out[...] = y
-        return out
-    return wrap_like(x, y)
-
-
-def _conv_cuda(nd, x, weight, bias, args, out, out_dtype):
-    """The CUDA leg of _conv: weight and bias stay where they are (device arrays are not read
-    back), the result (or `out`) is written by the kernel on the caller's stream."""
-    be = get_backend("cuda")  # raises BackendUnavailableError with the reason
-    xa = be.device_array("x", x)
-    wa = be.bank_operand("weight", weight)
-    ba = None if bias is None else be.bank_operand("bias", bias)
-    plan = conv_plan(nd, xa.shape, xa.dtype, wa, ba, *args)
-    out_dev = None
-    if out is not None:
-        out_dev = be.device_array("out", out)
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.out_shape, xa, requested))
-    if plan.unbatched:
-        xa = xa[None]
-        out_dev = None if out_dev is None else out_dev[None]
-    with be.stream_of(x):
-        if 0 in plan.batched_out_shape:
-            y = out_dev if out_dev is not None else be.empty(plan.batched_out_shape, plan.result_dtype)
-        else:
-            y = be.conv(xa, wa, ba, plan, out=out_dev)
-    if out is not None:
-        return out
-    return be.wrap_like(x, y[0] if plan.unbatched else y)
+                      backend, True)
 
 
 def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, boundary="constant",

@@ -4,6 +4,7 @@
     gpuconv kernels                           list the named kernels with their values
     gpuconv demo [--out DIR]                  the seed examples and a gallery of every kernel
     gpuconv doctor [--arch sm_XY] [-v]        backends, GPU, and a compile of every CUDA kernel variant
+    gpuconv build-kernels [--arch sm_XY]      compile the CUDA kernel variants into the cache ahead of time
 
 Exit status: 0 when every file was written, 1 when some were skipped (each is named on
 stderr), 2 for a usage error (bad kernel, unknown option, device not available).
@@ -178,19 +179,39 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="backends, GPU, and an NVRTC compile of every CUDA kernel variant")
     p.add_argument("--arch", help="target such as sm_90 (default: this GPU's, else sm_90)")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per variant")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="compile threads (default: every core)")
     p.set_defaults(func=cmd_doctor)
+    p = sub.add_parser("build-kernels", help="compile the CUDA kernel variants into the cache (first calls then load)")
+    p.add_argument("--arch", help="target such as sm_90 (default: this GPU's, else sm_90)")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="compile threads (default: every core)")
+    p.set_defaults(func=cmd_build_kernels)
     return parser
 
 
 def cmd_doctor(args) -> int:
     from . import doctor
 
-    return doctor.run(args.arch, args.verbose)
+    return doctor.run(args.arch, args.verbose, args.jobs)
+
+
+def cmd_build_kernels(args) -> int:
+    """Exit 0 when every variant is in the cache, 1 when some failed to compile, 2 without NVRTC."""
+    from . import doctor
+
+    report = doctor.build(args.arch, args.jobs)
+    if report is None:
+        return 2
+    for failure in report.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if report.failures else 0
 
 
 def main(argv=None) -> int:
     """Entry point of the `gpuconv` command."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        print(f"gpuconv {args.command}: --jobs must be >= 1", file=sys.stderr)
+        return 2
     if getattr(args, "batch_size", 1) < 1 or (getattr(args, "workers", 1) or 1) < 1:
         print("gpuconv apply: --batch-size and --workers must be >= 1", file=sys.stderr)
         return 2

@@ -35,11 +35,11 @@ import dask
 import dask.array as da
 import numpy as np
 
-from . import api
+from . import compute
 from .boundary import boundary_index
 from .dispatch import to_numpy
 from .dtypes import representable
-from .plan import effective_length
+from .plan import conv_plan, correlate_plan, effective_length
 
 __all__ = ["correlate", "convolve", "conv2d", "conv1d"]
 
@@ -140,8 +140,7 @@ def correlate(x: da.Array, kernel, mode="full", *, boundary="constant", cval=0.0
     [2.0, 5.0, 8.0, 11.0, 14.0, 17.0, 20.0, 23.0, 26.0]
     """
     k = to_numpy("kernel", kernel)
-    plan = api.correlate_plan(x.shape, x.dtype, k, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
-                              method)
+    plan = correlate_plan(x.shape, x.dtype, k, mode, boundary, cval, stride, dilation, axes, out_dtype, clip, method)
     if flip:
         k = k[(slice(None, None, -1),) * k.ndim].copy()
     if plan.n_outputs == 0:
@@ -156,8 +155,8 @@ def correlate(x: da.Array, kernel, mode="full", *, boundary="constant", cval=0.0
         sliding[axis] = (effective_length(kk, d), s)
 
     def block(b):
-        return api.correlate(b, k, "valid", stride=plan.stride, dilation=plan.dilation, axes=plan.axes,
-                             out_dtype=plan.result_dtype, clip=plan.clip, method=plan.method, backend=backend)
+        return compute.correlate_arrays(b, k, "valid", "constant", 0.0, plan.stride, plan.dilation, plan.axes, None,
+                                        plan.result_dtype, plan.clip, plan.method, backend, False)
 
     return _blockwise_valid(xp, sliding, block, plan.result_dtype)
 
@@ -180,8 +179,8 @@ def conv(nd: int, x: da.Array, weight, bias, stride, padding, dilation, groups, 
     worker as delayed objects."""
     w = to_numpy("weight", weight)
     b = None if bias is None else to_numpy("bias", bias)
-    plan = api.conv_plan(nd, x.shape, x.dtype, w, b, stride, padding, dilation, groups, boundary, activation, layout,
-                         out_dtype, clip, precision)
+    plan = conv_plan(nd, x.shape, x.dtype, w, b, stride, padding, dilation, groups, boundary, activation, layout,
+                     out_dtype, clip, precision)
     if plan.unbatched:
         x = x[None]
     batched = plan.batched_out_shape
@@ -199,12 +198,10 @@ def conv(nd: int, x: da.Array, weight, bias, stride, padding, dilation, groups, 
     w_node = dask.delayed(w, pure=True)
     b_node = None if b is None else dask.delayed(b, pure=True)
 
-    layer = api.conv2d if nd == 2 else api.conv1d
-
     def block(xb, wb, bb=None):  # the chunk is already padded: a "valid" layer per chunk
-        return layer(xb, wb, bb, stride=plan.stride, padding=0, dilation=plan.dilation, groups=plan.groups,
-                     activation=plan.activation, layout=layout, out_dtype=plan.result_dtype, clip=plan.clip,
-                     precision=plan.precision, backend=backend)
+        return compute.conv_arrays(nd, xb, wb, bb, plan.stride, 0, plan.dilation, plan.groups, "constant",
+                                   plan.activation, layout, None, plan.result_dtype, plan.clip, plan.precision,
+                                   backend)
 
     extra = (w_node,) if b_node is None else (w_node, b_node)
     y = _blockwise_valid(xp, sliding, block, plan.result_dtype, extra_args=extra,

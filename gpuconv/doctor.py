@@ -1,13 +1,14 @@
-"""`gpuconv doctor`: what this machine can run, and a compile of every CUDA kernel variant
-the dispatcher can request (gpuconv.backends.cuda_params.variants) with its registers,
-shared memory and spills. It needs no GPU: NVRTC comes from the cuda-bindings and
-nvidia-cuda-nvrtc packages (the test extra), so CI catches CUDA compile errors.
+"""`gpuconv doctor` and `gpuconv build-kernels`: what this machine can run, and the
+ahead-of-time build of the CUDA kernel variants (gpuconv.backends.cuda.variants) into the
+kernel cache, with each variant's registers, shared memory and spills.
+
+Both go through gpuconv.backends.cuda.compiler, the compile path the GPU runs use (same
+options, same cache), so the report describes the code that runs. Neither needs a GPU:
+NVRTC comes with CuPy's CUDA extras (and the test extra), so CI catches compile errors.
 """
 from __future__ import annotations
 
 import collections
-import concurrent.futures
-import os
 import platform
 import sys
 
@@ -60,41 +61,39 @@ def device_arch() -> str | None:
     return None
 
 
-def compile_variants(arch: str, jobs: int | None = None) -> tuple:
-    """Compile every variant for `arch` with NVRTC; returns (rows, failures). Each file's
-    instances are split over `jobs` threads (NVRTC releases the GIL)."""
-    from .backends.cuda_loader import nvrtc_report
-    from .backends.cuda_params import variants
+def build(arch: str | None = None, jobs: int | None = None, out=sys.stdout):
+    """Build every variant for `arch` (default: this GPU's, else sm_90) into the kernel cache
+    on `jobs` threads; prints one summary line and returns the compiler's BuildReport, or
+    None when NVRTC is missing (the reason printed)."""
+    from .backends.cuda import compiler
+    from .backends.cuda.variants import variants
 
-    jobs = jobs or max(1, min(8, os.cpu_count() or 1))
-    by_file = collections.defaultdict(list)
-    for filename, name in variants():
-        by_file[filename].append(name)
-    rows, failures = [], []
-    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = {pool.submit(nvrtc_report, f, names[i::jobs], arch): f
-                   for f, names in by_file.items() for i in range(jobs) if names[i::jobs]}
-        for fut in concurrent.futures.as_completed(futures):
-            try:
-                rows += [dict(r, file=futures[fut]) for r in fut.result()]
-            except Exception as exc:
-                failures.append(f"{futures[fut]}: {exc}")
-    return sorted(rows, key=lambda r: (r["file"], r["name"])), failures
-
-
-def run(arch: str | None = None, verbose: bool = False, out=sys.stdout) -> int:
-    """Print the report; 0 when every variant compiled, 1 otherwise."""
-    for label, value in environment():
-        print(f"{label:>14}: {value}", file=out)
     arch = arch or device_arch() or "sm_90"
     try:
-        import cuda.bindings.nvrtc  # noqa: F401
-    except ImportError as exc:
-        print(f"\ncannot compile the CUDA kernels: NVRTC bindings missing ({exc}); "
-              "pip install 'gpuconv[test]' (cuda-bindings, nvidia-cuda-nvrtc)", file=out)
+        compiler.nvrtc()
+        compiler.target(arch)
+    except (compiler.CompilerUnavailableError, ValueError) as exc:
+        print(f"\n{exc}", file=out)
+        return None
+    cache = compiler.KernelCache()
+    pairs = variants()
+    print(f"\nbuilding {len(pairs)} kernel variants for {arch} with NVRTC {compiler.nvrtc_version()} "
+          f"into {cache.root} ...", file=out, flush=True)
+    report = compiler.build(pairs, arch, jobs, cache)
+    print(f"built in {report.seconds:.1f} s: {report.compiled} compiled, {report.cached} already cached, "
+          f"{len(report.failures)} failed", file=out)
+    return report
+
+
+def run(arch: str | None = None, verbose: bool = False, jobs: int | None = None, out=sys.stdout) -> int:
+    """Print the environment and the build report; 0 when every variant compiled, 1 otherwise."""
+    for label, value in environment():
+        print(f"{label:>14}: {value}", file=out)
+    report = build(arch, jobs, out)
+    if report is None:
         return 1
-    print(f"\ncompiling every kernel variant for {arch} with NVRTC ...", file=out, flush=True)
-    rows, failures = compile_variants(arch)
+    rows = [dict(k.resources(), file=k.filename, name=k.name) for k in report.kernels]
+    rows = [r for r in rows if r.get("registers") is not None]   # PTX targets report nothing
     if verbose:
         print(f"{'regs':>5} {'smem':>6} {'spill':>6}  variant", file=out)
         for r in rows:
@@ -107,7 +106,8 @@ def run(arch: str | None = None, verbose: bool = False, out=sys.stdout) -> int:
         print(f"{f}: {len(rs)} variants, registers {min(r['registers'] for r in rs)}-"
               f"{max(r['registers'] for r in rs)}, shared memory up to {max(r['smem'] for r in rs)} B, "
               f"{len(spills)} with spills (max {max((r['spill_stores'] for r in spills), default=0)} B)", file=out)
-    for failure in failures:
+    for failure in report.failures:
         print(f"FAILED {failure}", file=out)
-    print("doctor: " + ("all variants compiled" if not failures else f"{len(failures)} compile job(s) failed"), file=out)
-    return 1 if failures else 0
+    print("doctor: " + ("all variants compiled" if not report.failures else f"{len(report.failures)} variant(s) failed"),
+          file=out)
+    return 1 if report.failures else 0

@@ -1,10 +1,14 @@
 """The normalised problem a backend receives: shapes, pads, strides, dilations and dtypes,
-all checked and resolved, so a backend needs no validation of its own."""
+all checked and resolved, so a backend needs no validation of its own; and the builders
+(correlate_plan, conv_plan) that check every argument and make one."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import checks
+from .dtypes import compute_dtype, default_result_dtype
 
 
 def effective_length(k: int, dilation: int) -> int:
@@ -131,3 +135,117 @@ class ConvPlan:
     def batched_out_shape(self) -> tuple:
         """out_shape with the batch axis, also for unbatched x (what backends produce)."""
         return (1,) + self.out_shape if self.unbatched else self.out_shape
+
+
+# ---- building plans: every argument checked once, for every backend and for Dask ----------------
+
+def correlate_plan(shape: tuple, dtype, kernel: np.ndarray, mode, boundary, cval, stride, dilation, axes,
+                   out_dtype, clip, method) -> CorrelatePlan:
+    """Check every argument of correlate/convolve (all but `out`, `backend`) for an input of
+    `shape` and `dtype`, and return the plan. Shared by the in-memory
+    (gpuconv.compute) and Dask paths."""
+    shape = tuple(shape)
+    checks.check_choice("mode", mode, checks.MODES)
+    checks.check_boundary(boundary)
+    checks.check_choice("method", method, checks.METHODS)
+    cval = checks.check_real_scalar("cval", cval)
+    checks.check_dtype_input("x", dtype)
+    checks.check_dtype_input("kernel", kernel.dtype)
+    checks.check_kernel_shape(kernel.shape, len(shape))
+    nd = kernel.ndim
+    axes = checks.check_axes(axes, len(shape), nd)
+    stride = checks.check_int_tuple("stride", stride, nd, 1)
+    dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
+    requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
+    clip = checks.check_clip(clip)
+    for ax in axes:
+        if shape[ax] == 0:
+            raise ValueError(f"x has length 0 along sliding axis {ax} (shape {shape}); each sliding axis needs at least one sample")
+    in_sliding = tuple(shape[a] for a in axes)
+    pads = [mode_pads(n, k, mode, s, d) for n, k, s, d in zip(in_sliding, kernel.shape, stride, dilation)]
+    return CorrelatePlan(
+        batch_shape=tuple(shape[a] for a in range(len(shape)) if a not in axes), in_sliding=in_sliding, axes=axes,
+        in_shape=shape, kernel_shape=kernel.shape, out_sliding=tuple(p[2] for p in pads),
+        pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=stride, dilation=dilation,
+        boundary=boundary, cval=cval, compute_dtype=compute_dtype(dtype),
+        result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip, method=method)
+
+
+_LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}
+_SPATIAL_NAMES = {1: ("L",), 2: ("H", "W")}
+
+
+def _conv_padding(padding, nd, k, dilation, spatial):
+    """(lo, hi) per spatial axis for padding=int | ints | "same" | "valid" (torch's alignment)."""
+    if isinstance(padding, str):
+        checks.check_choice("padding", padding, ("same", "valid"))
+        if padding == "valid":
+            return (0,) * nd, (0,) * nd
+        total = [d * (kk - 1) for kk, d in zip(k, dilation)]
+        lo = tuple(t // 2 for t in total)
+        return lo, tuple(t - l for t, l in zip(total, lo))
+    lo = checks.check_int_tuple("padding", padding, nd, 0)
+    return lo, lo
+
+
+def conv_plan(nd: int, shape: tuple, dtype, weight: np.ndarray, bias, stride, padding, dilation, groups, boundary,
+              activation, layout, out_dtype, clip, precision) -> ConvPlan:
+    """Check every argument of conv1d (nd=1) / conv2d (nd=2) but `out` and `backend` for an
+    input of `shape` and `dtype`, and return the plan. Shared by the in-memory and Dask paths."""
+    shape = tuple(shape)
+    layouts = _LAYOUTS[nd]
+    checks.check_choice("layout", layout, layouts)
+    checks.check_boundary(boundary)
+    checks.check_choice("activation", activation, checks.ACTIVATIONS)
+    checks.check_choice("precision", precision, checks.PRECISIONS)
+    checks.check_dtype_input("x", dtype)
+    checks.check_dtype_input("weight", weight.dtype)
+    channels_last = layout == layouts[1]
+    dims = "".join(layout)
+    if len(shape) not in (nd + 1, nd + 2):
+        raise ValueError(f"x has shape {shape}; layout={layout!r} expects ({', '.join(dims)}) or ({', '.join(dims[1:])})")
+    unbatched = len(shape) == nd + 1
+    if unbatched:
+        shape = (1,) + shape
+    if weight.ndim != nd + 2:
+        wdims = ("O",) + (tuple(_SPATIAL_NAMES[nd]) + ("C/groups",) if channels_last else ("C/groups",) + _SPATIAL_NAMES[nd])
+        raise ValueError(f"weight has shape {weight.shape}; layout={layout!r} expects ({', '.join(wdims)})")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups={groups!r} must be an int >= 1")
+    groups = int(groups)
+    c = shape[-1] if channels_last else shape[1]
+    spatial = shape[1:-1] if channels_last else shape[2:]
+    o = weight.shape[0]
+    cg = weight.shape[-1] if channels_last else weight.shape[1]
+    ks = weight.shape[1:-1] if channels_last else weight.shape[2:]
+    if c % groups:
+        raise ValueError(f"groups={groups} does not divide the {c} input channels of x")
+    if o % groups:
+        raise ValueError(f"groups={groups} does not divide the {o} output channels of weight")
+    if cg != c // groups:
+        raise ValueError(f"weight has {cg} input channels per group but x has C={c} channels with groups={groups} "
+                         f"(expected {c // groups})")
+    if 0 in ks or o == 0:
+        raise ValueError(f"weight has shape {weight.shape}; a zero-size kernel bank is not accepted")
+    for n_s, label in zip(spatial, _SPATIAL_NAMES[nd]):
+        if n_s == 0:
+            raise ValueError(f"x has {label}=0 (shape {shape}); spatial axes need at least one sample")
+    if bias is not None:
+        checks.check_dtype_input("bias", bias.dtype)
+        if bias.shape != (o,):
+            raise ValueError(f"bias has shape {bias.shape}; expected ({o},), one per output channel")
+    stride = checks.check_int_tuple("stride", stride, nd, 1)
+    dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
+    lo, hi = _conv_padding(padding, nd, ks, dilation, spatial)
+    requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
+    clip = checks.check_clip(clip)
+    out_spatial = []
+    for n_s, l, h, kk, s, d in zip(spatial, lo, hi, ks, stride, dilation):
+        p, e = n_s + l + h, effective_length(kk, d)
+        out_spatial.append((p - e) // s + 1 if p >= e else 0)
+    return ConvPlan(batch=shape[0], channels=c, out_channels=o, groups=groups, in_spatial=tuple(spatial),
+                    weight_spatial=tuple(ks), out_spatial=tuple(out_spatial), pad_lo=lo, pad_hi=hi, stride=stride,
+                    dilation=dilation, boundary=boundary, channels_last=channels_last, unbatched=unbatched,
+                    has_bias=bias is not None, activation=activation, compute_dtype=compute_dtype(dtype),
+                    result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip,
+                    precision=precision)

@@ -20,7 +20,7 @@
 //              the host uses (float: 3 stages, double: 2).
 // Grid:        x over M / BM pixel tiles, y over og / BN channel tiles, z over the groups
 //              (grid-stride).
-// Assumes:     a geometry checked by gpuconv/backends/cuda_conv.py: h, w < 2**31; weights
+// Assumes:     a geometry checked by gpuconv/backends/cuda/conv_plan.py: h, w < 2**31; weights
 //              in Acc with the strides given; bias in Acc (any pointer when has_bias = 0);
 //              the output never aliases the input.
 #include "gpuconv_igemm.cuh"

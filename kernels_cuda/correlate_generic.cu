@@ -18,7 +18,7 @@
 //              (the interior fast path); the others remap per tap with gc_remap.
 // Grid:        x over output columns, y over output rows and planes (grid-stride),
 //              z over the batch (grid-stride).
-// Assumes:     a geometry checked by gpuconv/backends/cuda_params.py; per-image offsets fit
+// Assumes:     a geometry checked by gpuconv/backends/cuda/correlate_plan.py; per-image offsets fit
 //              in Idx; output never aliases input.
 #include "gpuconv_common.cuh"
 

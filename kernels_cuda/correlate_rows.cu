@@ -5,8 +5,11 @@
 //     y[b, r, o] = epilogue( sum_{j < K} w[j] * xp[b, r, o + j] )
 // with xp = numpy.pad(x, mode=BOUNDARY) along the row (pad_lo leading samples).
 //
-// Tile:        TILE = 256 * RX = 2048 consecutive outputs of one row per block (grid-stride
-//              over tiles, rows and the batch).
+// Tile:        TILE = 256 * RX = 2048 consecutive outputs of one row per block, grid-stride
+//              over rows (grid x), tiles (grid y) and the batch (grid z). Rows vary fastest,
+//              so the rows of a channels-last signal ((n, C) with taps C elements apart:
+//              each channel is a row of stride C) are filtered by neighbouring blocks and
+//              the sectors they share are read from DRAM once.
 // Threads:     256 per block; RX = 8 consecutive outputs per thread, in registers.
 // Taps:        read from device memory in chunks of KC = 512 into shared memory (every
 //              thread reads the same tap: a broadcast); a chunk's input segment of
@@ -22,7 +25,7 @@
 //              24.6 KB double.
 // Loads:       interior segments read without boundary arithmetic; border segments remap
 //              each index like numpy.pad (gc_remap) or read the fill value.
-// Assumes:     the host (gpuconv/backends/cuda_params.py) checked the geometry: ksize =
+// Assumes:     the host (gpuconv/backends/cuda/correlate_plan.py) checked the geometry: ksize =
 //              (1, 1, K), step = 1, dilation = 1, fold = 1, per-image offsets fit in Idx,
 //              output never aliases input.
 #include "gpuconv_common.cuh"
@@ -53,10 +56,10 @@ correlate_rows(const Tin* __restrict__ x, Tout* __restrict__ y, const GcGeometry
     for (long long b = blockIdx.z; b < g.n_batch; b += gridDim.z) {
         long long in_off, out_off;
         gc_batch_offsets(b, g, in_off, out_off);
-        for (long long row = blockIdx.y; row < n_rows; row += gridDim.y) {
+        for (long long row = blockIdx.x; row < n_rows; row += gridDim.x) {
             const Tin* xr = x + in_off + (Idx)row * sy;
             Tout* yr = y + out_off + (Idx)row * oys;
-            for (long long tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+            for (long long tile = blockIdx.y; tile < tiles; tile += gridDim.y) {
                 const Idx o0 = (Idx)tile * TILE;
                 Acc acc[RX];
 #pragma unroll

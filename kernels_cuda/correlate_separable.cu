@@ -19,16 +19,10 @@
 // Weights:     passed by value (GcSeparableTaps), constant-bank operands of the FMAs.
 // Work:        (KW * (TILE_H + KH - 1) / TILE_H + KH) FMAs per output and term, against
 //              KH * KW for correlate_tiled.
-// Assumes:     the host (gpuconv/backends/cuda_params.py) checked the geometry: step = 1,
+// Assumes:     the host (gpuconv/backends/cuda/correlate_plan.py) checked the geometry: step = 1,
 //              dilation = 1 in y and FOLD in x, ksize = (1, KH, KW), per-image offsets fit
 //              in Idx, output never aliases input.
 #include "gpuconv_tile.cuh"
-
-template <typename Acc, int RANK, int KH, int KW>
-struct GcSeparableTaps {
-    Acc col[RANK][KH];   // taps along y of each term
-    Acc row[RANK][KW];   // taps along x of each term
-};
 
 template <typename Tin, typename Tout, typename Acc, int KH, int KW, int FOLD, int BOUNDARY, int RY,
           int RANK, typename Idx>

@@ -21,13 +21,10 @@
 //              border remap indices (gc_remap) or read the fill value.
 // Batch:       blockIdx.z walks the batch (grid-stride), blockIdx.y the tile rows
 //              (grid-stride), so any batch size and image height fit the grid limits.
-// Assumes:     the host (gpuconv/backends/cuda_params.py) checked the geometry: step = 1,
+// Assumes:     the host (gpuconv/backends/cuda/correlate_plan.py) checked the geometry: step = 1,
 //              dilation = 1 in y and FOLD in x, ksize = (1, KH, KW), per-image offsets fit
 //              in Idx, output never aliases input.
 #include "gpuconv_tile.cuh"
-
-template <typename Acc, int N>
-struct GcTaps { Acc w[N]; };
 
 template <typename Tin, typename Tout, typename Acc, int KH, int KW, int FOLD, int BOUNDARY, int RY,
           typename Idx>

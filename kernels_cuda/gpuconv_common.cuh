@@ -5,8 +5,9 @@
 //   * boundary remapping: numpy.pad's five modes as index maps, also for pads wider than
 //     the axis (gpuconv/boundary.py is the Python twin, tested against numpy.pad);
 //   * the epilogue: clip, then round half to even and saturate for integer results;
-//   * the by-value parameter blocks the host fills (gpuconv/backends/cuda_params.py
-//     mirrors their layouts field by field; keep the two in step).
+//   * the by-value parameter blocks the host fills (gpuconv/backends/cuda/blocks.py
+//     mirrors their layouts field by field, and a CI test compiles static_asserts of every
+//     size and offset with NVRTC; keep the two in step).
 //
 // Conversions use inline PTX on the device; the #else branches are plain C++ with the same
 // rounding, used when the sources are compiled for the host.
@@ -16,7 +17,7 @@
 #define GC_MAX_BATCH_DIMS 3
 #endif
 
-// ---- boundary modes (numbering shared with cuda_params.BOUNDARY_IDS) ------------------
+// ---- boundary modes (numbering shared with cuda/blocks.py BOUNDARY_IDS) ------------------
 enum GcBoundary { GC_CONSTANT = 0, GC_EDGE = 1, GC_REFLECT = 2, GC_SYMMETRIC = 3, GC_WRAP = 4 };
 
 // ---- binary16 ---------------------------------------------------------------------------
@@ -184,6 +185,18 @@ __device__ __forceinline__ Out gc_finish(Acc v, const GcEpilogue<Acc>& ep) {
     }
     return gc_cast_out<Out, Acc>(v);
 }
+
+// ---- taps passed by value (correlate_tiled, correlate_separable) ------------------------------
+// The weights of the fast kernels travel in the launch's parameter block, so every FMA takes
+// its tap from the constant bank.
+template <typename Acc, int N>
+struct GcTaps { Acc w[N]; };
+
+template <typename Acc, int RANK, int KH, int KW>
+struct GcSeparableTaps {
+    Acc col[RANK][KH];   // taps along y of each term
+    Acc row[RANK][KW];   // taps along x of each term
+};
 
 // ---- geometry ---------------------------------------------------------------------------------
 // One correlation problem over up to three sliding axes (z, y, x; unused ones have length 1)

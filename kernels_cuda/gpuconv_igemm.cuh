@@ -23,7 +23,7 @@
 #include "gpuconv_common.cuh"
 
 // One conv2d / conv1d call (conv1d: h = kh = 1). 64-bit fields: it lives in the constant
-// bank; gpuconv/backends/cuda_conv.py mirrors it field by field (CONV_GEOMETRY_DTYPE).
+// bank; gpuconv/backends/cuda/blocks.py mirrors it field by field (CONV_GEOMETRY_DTYPE).
 struct GcConvGeometry {
     long long m_total;                // N * Ho * Wo
     long long n, c, h, w;             // input batch, channels, height, width
@@ -39,7 +39,7 @@ struct GcConvGeometry {
 
 enum GcActivation { GC_ACT_NONE = 0, GC_ACT_RELU = 1, GC_ACT_LEAKY = 2, GC_ACT_TANH = 3, GC_ACT_SIGMOID = 4 };
 
-// Bias and activation (numpy twin: np_bank.apply_activation). Comparisons with NaN are
+// Bias and activation (numpy twin: backends/numpy/bank.py apply_activation). Comparisons with NaN are
 // false, so NaN passes through every branch, as it does through numpy.maximum.
 template <typename Acc>
 __device__ __forceinline__ Acc gc_activate(Acc v, long long act) {

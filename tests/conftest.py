@@ -57,7 +57,19 @@ def emu():
     """(EmulatedRuntime, CudaBackend over it): the CUDA backend with the real kernels run on
     the CPU by tests/cuda_emu (compiled libraries cached on disk and in this session)."""
     from cuda_emu.emulator import EmulatedRuntime
-    from gpuconv.backends.cuda_backend import CudaBackend
+    from gpuconv.backends.cuda.backend import CudaBackend
 
     runtime = EmulatedRuntime()
     return runtime, CudaBackend(runtime)
+
+
+@pytest.fixture
+def cuda_api(emu, monkeypatch):
+    """gpuconv.api with backend="cuda" running on the emulated CUDA backend (the API's CUDA
+    leg in gpuconv.compute, end to end)."""
+    import gpuconv.api as api
+    import gpuconv.compute as compute
+
+    real = compute.get_backend
+    monkeypatch.setattr(compute, "get_backend", lambda name: emu[1] if name == "cuda" else real(name))
+    return api

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gpuconv.backends.np_pad import pad_into
+from gpuconv.backends.numpy.pad import pad_into
 from gpuconv.boundary import boundary_index
 
 

@@ -264,8 +264,8 @@ def test_nan_and_inf_stay_local(backend, method):
     ((1, 40, 50, 60), (3, 5, 4), 1, (2, 1, 1)),
 ])
 def test_fft_blocks_match_reference(rng, monkeypatch, shape, kshape, stride, dilation):
-    from gpuconv.backends import np_fft
-    from gpuconv.backends.np_fft import fft_geometry
+    from gpuconv.backends.numpy import fft as np_fft
+    from gpuconv.backends.numpy.fft import fft_geometry
     from gpuconv.plan import mode_pads
 
     # small blocks regardless of the tuning, so these small inputs really use many blocks

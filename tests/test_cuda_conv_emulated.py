@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cuda_emu.harness import run_conv
-from gpuconv.backends import cuda_conv
+from gpuconv.backends.cuda import conv_plan as cuda_conv
 from reference import conv_nchw
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the emulator needs g++")
@@ -273,8 +273,8 @@ def test_tensor_core_float16_overflow_is_inf(emu, rng):
 
 
 def test_launch_limits_are_explained():
-    from gpuconv.api import conv_plan
-    from gpuconv.backends.cuda_params import ArrayView
+    from gpuconv.plan import conv_plan
+    from gpuconv.backends.cuda.blocks import ArrayView
 
     p = conv_plan(2, (1, 1, 8, 8), np.float32, np.broadcast_to(np.float32(1), (2**24, 1, 1, 1)), None, 1, 0, 1, 1,
                   "constant", None, "NCHW", None, None, None)
@@ -284,16 +284,7 @@ def test_launch_limits_are_explained():
         cuda_conv.plan_conv_launch(v, yv, p, "fma")
 
 
-# --- the public API's CUDA leg (api._conv_cuda) over the emulated backend -----------------------
-
-@pytest.fixture
-def cuda_api(emu, monkeypatch):
-    """gpuconv.conv2d/conv1d with backend="cuda" running on the emulated CUDA backend."""
-    import gpuconv.api as api
-
-    real = api.get_backend
-    monkeypatch.setattr(api, "get_backend", lambda name: emu[1] if name == "cuda" else real(name))
-    return api
+# --- the public API's CUDA leg (compute._conv_cuda) over the emulated backend -------------------
 
 
 def test_api_cuda_leg_out_unbatched_and_empty(cuda_api, emu, rng):

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from cuda_emu import harness
 from cuda_emu.harness import check
-from gpuconv.api import correlate_plan
-from gpuconv.backends import cuda_params
-from gpuconv.backends.numpy_backend import NumpyBackend
+from gpuconv.plan import correlate_plan
+from gpuconv.backends.cuda import correlate_plan as cuda_params
+from gpuconv.backends.numpy.backend import NumpyBackend
 from reference import correlate as ref_correlate
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the emulator needs g++")

@@ -9,8 +9,9 @@ import pytest
 
 from cuda_emu.harness import check, run
 from gpuconv import kernels
-from gpuconv.api import correlate_plan
-from gpuconv.backends import cuda_cost, cuda_fft
+from gpuconv.plan import correlate_plan
+from gpuconv.backends.cuda import cost as cuda_cost
+from gpuconv.backends.cuda import fft as cuda_fft
 from reference import correlate as ref_correlate
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the emulator needs g++")

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuconv.backends.numpy_backend import NumpyBackend
-from gpuconv.costmodel import ENGINES, choose_numpy
+from gpuconv.backends.numpy.backend import NumpyBackend
+from gpuconv.backends.numpy.cost import ENGINES, choose_numpy
 from gpuconv.dtypes import compute_dtype
 from gpuconv.plan import CorrelatePlan, mode_pads
 from reference import correlate as ref_correlate
@@ -94,7 +94,7 @@ def test_auto_choices_on_the_bench_workloads():
 @pytest.mark.parametrize("shape,axes", [((3, 2, 20, 21), (2, 3)), ((4, 18, 20, 3), (1, 2)), ((5, 16, 3, 17), (3, 1))])
 def test_batches_processed_in_groups(monkeypatch, rng, engine, shape, axes):
     """One image per group (as for a batch of large images) gives the same result."""
-    from gpuconv.backends import numpy_backend
+    from gpuconv.backends.numpy import backend as numpy_backend
 
     monkeypatch.setattr(numpy_backend, "_GROUP_BYTES", 1)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -118,7 +118,7 @@ def test_nan_recompute_inside_workers_does_not_deadlock(tmp_path):
         "import sys; sys.path.insert(0, %r)\n"
         "import numpy as np\n"
         "from test_engines import make_plan\n"
-        "from gpuconv.backends.numpy_backend import NumpyBackend\n"
+        "from gpuconv.backends.numpy.backend import NumpyBackend\n"
         "x = np.ones((2, 1200, 1000), np.float32); x[0, 100, 100] = np.nan; x[1, 900, 500] = np.nan\n"
         "k = np.ones((5, 5), np.float32)\n"
         "plan = make_plan(x, k, 'same', 'constant', (1, 1), (1, 1), (1, 2), 'toeplitz')\n"

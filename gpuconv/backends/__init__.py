@@ -17,12 +17,12 @@ def get_backend(name: str):
     'numpy'
     """
     if name == "numpy":
-        from .numpy_backend import NumpyBackend
+        from .numpy.backend import NumpyBackend
 
         return NumpyBackend()
     if name == "cuda":
         try:
-            from .cuda_backend import CudaBackend  # noqa: F401  (added with the CUDA backend)
+            from .cuda.backend import CudaBackend
         except ImportError as exc:
             raise BackendUnavailableError(
                 f"backend='cuda' is not available in this installation ({exc}); use numpy arrays "

@@ -108,12 +108,37 @@ inline void call(void (*f)(A...), void** args, std::index_sequence<I...>) {
     f(*static_cast<std::remove_cv_t<std::remove_reference_t<A>>*>(args[I])...);
 }
 
+// The host passed `nargs` arguments of `sizes` bytes: they must be the kernel's parameters,
+// one for one, each exactly the size of its type (what the driver would copy).
+template <typename... A>
+inline bool check_arguments(const size_t* sizes, int nargs) {
+    static char message[256];
+    const size_t expect[] = {sizeof(std::remove_cv_t<std::remove_reference_t<A>>)..., 0};
+    if (nargs != (int)sizeof...(A)) {
+        std::snprintf(message, sizeof message, "the kernel takes %d parameters but the launch passed %d",
+                      (int)sizeof...(A), nargs);
+        g_error = message;
+        return false;
+    }
+    for (int i = 0; i < nargs; ++i) {
+        if (sizes[i] != expect[i]) {
+            std::snprintf(message, sizeof message, "parameter %d is %zu bytes in the kernel but the launch passed %zu",
+                          i, expect[i], sizes[i]);
+            g_error = message;
+            return false;
+        }
+    }
+    return true;
+}
+
 // Launch `f` over grid x block with CUDA-style argument pointers; 0 on success.
 template <typename... A>
-inline int launch(void (*f)(A...), const unsigned* grid, const unsigned* block, void** args) {
+inline int launch(void (*f)(A...), const unsigned* grid, const unsigned* block, void** args, const size_t* sizes,
+                  int nargs) {
+    g_error = nullptr;
+    if (!check_arguments<A...>(sizes, nargs)) return 1;
     gridDim = dim3{grid[0], grid[1], grid[2]};
     blockDim = dim3{block[0], block[1], block[2]};
-    g_error = nullptr;
     g_body = [&]() { call(f, args, std::index_sequence_for<A...>{}); };
     const unsigned nthreads = block[0] * block[1] * block[2];
     for (unsigned z = 0; z < grid[2]; ++z)

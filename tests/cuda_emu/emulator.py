@@ -1,13 +1,23 @@
 """A runtime for gpuconv's CudaBackend that runs the real kernels_cuda/ sources on the CPU.
 
-The .cu text (includes inlined by the same cuda_loader the GPU path uses) is compiled with
-g++ after emu.h, which maps CUDA's keywords onto C++ and runs each block's threads as fibers
-(see emu.h for what this does and does not check). Device arrays are numpy arrays; every
-array the backend allocates sits between guard zones of NaN (or 0x5A bytes), so a kernel
-that reads or writes outside an array shows up in the results or the guards.
+The .cu text (includes inlined by the same gpuconv.backends.cuda.sources the GPU path uses)
+is compiled with g++ after emu.h, which maps CUDA's keywords onto C++ and runs each block's
+threads as fibers (see emu.h for what this does and does not check). Device arrays are
+numpy arrays; every array the backend allocates sits between guard zones of NaN (or 0x5A
+bytes), so a kernel that reads or writes outside an array shows up in the results or the
+guards.
+
+Every launch takes the very tuple the CuPy runtime would hand to CuPy
+(gpuconv.backends.cuda.runtime.launch_arguments), and before emulating it:
+- passes it through CuPy's real marshalling (cuda_emu.marshal) where CuPy is installed;
+- checks the count and byte size of every argument against the kernel's parameter types
+  as the C++ compiler sees them (emu.h);
+- checks that every device array lives on the current device (arrays carry the device
+  that was current when they were allocated; `device(i)` switches it, as CuPy's Device).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -17,8 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gpuconv.backends.cuda_loader import kernel_source
-from gpuconv.backends.cuda_params import ByValue
+from gpuconv.backends.cuda.runtime import argument_sizes, launch_arguments
+from gpuconv.backends.cuda.sources import kernel_source
+
+from . import marshal
 
 HERE = Path(__file__).resolve().parent
 GUARD = 256  # elements before and after every allocation
@@ -30,6 +42,8 @@ class GuardedNumpy:
 
     def __init__(self):
         self.fences = []
+        self.current_device = 0
+        self.devices: dict = {}   # id(owning buffer) -> device it was allocated on
 
     def __getattr__(self, name):
         return getattr(np, name)
@@ -45,13 +59,22 @@ class GuardedNumpy:
         poison(raw)
         body = raw[GUARD:GUARD + n].reshape(shape)
         self.fences.append((raw, raw.copy()))
+        self.devices[id(raw)] = self.current_device
         return body
 
     @staticmethod
     def asnumpy(a):
         return np.asarray(a)
 
+    def allocated(self, a) -> bool:
+        """Whether `a` views memory this module allocated (an emulated device array)."""
+        return isinstance(a, np.ndarray) and id(a if a.base is None else a.base) in self.devices
+
     def asarray(self, a, dtype=None):
+        """As cupy.asarray: a device array of that dtype comes back as it is (on whatever
+        device it lives); anything else is copied into a new array on the current device."""
+        if self.allocated(a) and (dtype is None or np.dtype(dtype) == a.dtype):
+            return a
         a = np.asarray(a, dtype=dtype)
         out = self.empty(a.shape, a.dtype)
         out[...] = a
@@ -70,16 +93,40 @@ class EmulatedRuntime:
     """Compiles kernel instances into shared libraries (cached on disk by content) and
     launches them on numpy arrays."""
 
-    def __init__(self, cache_dir: str | None = None):
+    def __init__(self, cache_dir: str | None = None, check_marshalling: bool = marshal.AVAILABLE):
         self.xp = GuardedNumpy()
         self.cache = Path(cache_dir or os.path.join(tempfile.gettempdir(), "gpuconv_emu"))
         self.cache.mkdir(parents=True, exist_ok=True)
         self._entries: dict = {}   # (filename, name) -> ctypes function
         self.launched: list = []   # names, in launch order (tests read which kernel ran)
+        self.launch_devices: list = []  # the current device of each launch
+        self.check_marshalling = check_marshalling
+        self.marshalled = 0        # launches whose arguments went through CuPy's marshalling
 
     @staticmethod
     def address(a) -> int:
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"a kernel argument is a {type(a).__name__}, not a (emulated) device array")
         return a.ctypes.data
+
+    # ---- devices, as CupyRuntime has them ----------------------------------------------------
+    def device_id(self, a) -> int:
+        """The device `a` was allocated on. Arrays that numpy made rather than this runtime
+        (the tests' inputs, temporaries of astype or ascontiguousarray, which CuPy would make
+        on the current device) count as on the current device."""
+        if not isinstance(a, np.ndarray):
+            return None
+        owner = a if a.base is None else a.base
+        return self.xp.devices.get(id(owner), self.xp.current_device)
+
+    @contextlib.contextmanager
+    def device(self, device_id: int):
+        """Make `device_id` current for allocations and launches, as cupy.cuda.Device does."""
+        previous, self.xp.current_device = self.xp.current_device, int(device_id)
+        try:
+            yield
+        finally:
+            self.xp.current_device = previous
 
     @staticmethod
     def tensor_cores() -> bool:
@@ -98,14 +145,14 @@ class EmulatedRuntime:
                 fn = getattr(lib, f"gc_emu_launch_{i}")
                 fn.restype = ctypes.c_int
                 fn.argtypes = [ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint),
-                               ctypes.POINTER(ctypes.c_void_p)]
+                               ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t), ctypes.c_int]
                 self._entries[(filename, name)] = (fn, lib)
 
     def _build(self, filename: str, names: list):
         source = kernel_source(filename)
         stubs = "\n".join(
-            f'extern "C" int gc_emu_launch_{i}(const unsigned* g, const unsigned* b, void** a) '
-            f"{{ return gc_emu::launch(&{name}, g, b, a); }}" for i, name in enumerate(names))
+            f'extern "C" int gc_emu_launch_{i}(const unsigned* g, const unsigned* b, void** a, const size_t* s, int n) '
+            f"{{ return gc_emu::launch(&{name}, g, b, a, s, n); }}" for i, name in enumerate(names))
         text = f'#include "emu.h"\n{source}\n{stubs}\n'
         flags = ["-std=c++17", "-O1", "-shared", "-fPIC", "-w", f"-I{HERE}"]
         key = hashlib.sha1((text + (HERE / "emu.h").read_text() + " ".join(flags)).encode()).hexdigest()[:20]
@@ -123,26 +170,30 @@ class EmulatedRuntime:
         return lib
 
     def launch(self, filename, name, grid, block, args) -> None:
+        final = launch_arguments(args, self.address)      # exactly what CupyRuntime hands CuPy
+        if self.check_marshalling:
+            error = marshal.marshal_error(final)
+            if error is not None:
+                raise AssertionError(f"{name}: CuPy's launch marshalling refuses the arguments: {error!r}")
+            self.marshalled += 1
+        for a in args:
+            device = self.device_id(a)
+            if device is not None and device != self.xp.current_device:
+                raise AssertionError(f"{name}: an argument lives on device {device} but device "
+                                     f"{self.xp.current_device} is current (a GPU cannot read it)")
         self.prepare([(filename, name)])
         fn, lib = self._entries[(filename, name)]
-        keep, ptrs = [], []
-        for a in args:
-            if isinstance(a, ByValue):
-                buf = np.array(a.array)           # a private copy, as a launch copies its parameters
-            elif isinstance(a, np.ndarray):
-                buf = np.array([a.ctypes.data], dtype=np.uintp)  # a device pointer, by value
-            elif isinstance(a, np.generic):
-                buf = np.array(a)
-            else:
-                raise TypeError(f"emulated launch got an argument of type {type(a).__name__}")
-            keep.append(buf)
-            ptrs.append(buf.ctypes.data)
+        keep = [np.array(a) for a in final]  # private copies, as a launch copies its parameters
+        ptrs = [buf.ctypes.data for buf in keep]
+        sizes = argument_sizes(final)
         grid_c = (ctypes.c_uint * 3)(*grid)
         block_c = (ctypes.c_uint * 3)(*block)
         argv = (ctypes.c_void_p * len(ptrs))(*ptrs)
-        if fn(grid_c, block_c, argv):
+        sizes_c = (ctypes.c_size_t * len(sizes))(*sizes)
+        if fn(grid_c, block_c, argv, sizes_c, len(sizes)):
             raise RuntimeError(f"{name}: {lib.gc_emu_error().decode()}")
         self.launched.append(name)
+        self.launch_devices.append(self.xp.current_device)
         self.check_guards()
 
     def check_guards(self) -> None:

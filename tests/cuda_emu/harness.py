@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from gpuconv.api import correlate_plan
+from gpuconv.plan import correlate_plan
 from reference import correlate as ref_correlate
 from reference import tolerance
 
@@ -39,7 +39,7 @@ def run_conv(emu, x, w, bias=None, *, nd=2, stride=1, padding=0, dilation=1, gro
              activation=None, layout=None, out_dtype=None, clip=None, precision=None, out=None):
     """gpuconv's CUDA kernel-bank path on the emulator, as api._conv_cuda runs it: returns
     (result, names of the kernels launched by this call)."""
-    from gpuconv.api import conv_plan
+    from gpuconv.plan import conv_plan
 
     runtime, backend = emu
     layout = layout or ("NCHW" if nd == 2 else "NCL")

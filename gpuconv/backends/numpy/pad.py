@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..boundary import boundary_index
-from .np_threads import run_chunks
+from ...boundary import boundary_index
+from .threads import run_chunks
 
 
 def pad_into(x: np.ndarray, lo: tuple, hi: tuple, boundary: str, cval: float = 0.0, dtype=None) -> np.ndarray:

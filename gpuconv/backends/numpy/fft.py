@@ -20,8 +20,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .np_pad import grow
-from .np_threads import run_chunks
+from .pad import grow
+from .threads import run_chunks
 
 # Per-axis block lengths below _MIN_BLOCK cost more in numpy calls than they save; a block's
 # fixed cost is counted as _BLOCK_OVERHEAD samples per axis (the minimum length already

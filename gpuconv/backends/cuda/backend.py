@@ -1,17 +1,18 @@
 """The CUDA backend: correlate on CuPy arrays (and other CUDA arrays through DLPack) with the
-kernels of kernels_cuda/, chosen and parameterised by gpuconv.backends.cuda_params.
+kernels of kernels_cuda/, chosen and parameterised by correlate_plan.
 
-Kernel banks (conv2d / conv1d): CudaBackend.conv, with gpuconv.backends.cuda_conv.
+Kernel banks (conv2d / conv1d): CudaBackend.conv, with conv_plan.
 
 Methods: "direct" (correlate_tiled / correlate_rows / correlate_generic), "separable" (the
 fused correlate_separable kernel, or 1-D passes where it does not apply), "fft" (cuFFT
-through cupy.fft, gpuconv.backends.cuda_fft); "auto" asks gpuconv.backends.cuda_cost.
+through cupy.fft, fft.py); "auto" asks cost.py.
 
-Everything runs on the current stream (CuPy's, or torch's for torch tensors) and nothing
-waits for the device: results come back as soon as the kernel is queued. Two exceptions,
-each one small synchronous copy: a kernel given as a device array is read back to the host
-(the fast kernels take the taps by value), and method "fft" reads back one finiteness flag
-per image (see CudaBackend._fft).
+Everything runs on the device that holds x (allocations, FFT plans, launches) and on the
+current stream of that device (CuPy's, or torch's for torch tensors); nothing waits for
+the device: results come back as soon as the kernel is queued. Two exceptions, each one
+small synchronous copy: a kernel given as a device array is read back to the host (the
+fast kernels take the taps by value), and method "fft" reads back one finiteness flag per
+image (see CudaBackend._fft).
 """
 from __future__ import annotations
 
@@ -21,13 +22,14 @@ import sys
 
 import numpy as np
 
-from ..decompose import rank_tolerance, separable_terms
-from ..dispatch import BackendUnavailableError
-from ..plan import ConvPlan, CorrelatePlan
-from .cuda_conv import arithmetic, plan_conv_launch
-from .cuda_cost import finish_plan, pass_plan
-from .cuda_fft import fft_correlate
-from .cuda_params import NATIVE_INPUTS, ArrayView, BatchAxesError, ByValue, plan_launch, plan_separable_launch
+from ...decompose import rank_tolerance, separable_terms
+from ...dispatch import BackendUnavailableError
+from ...plan import ConvPlan, CorrelatePlan
+from .blocks import NATIVE_INPUTS, ArrayView, ByValue
+from .conv_plan import arithmetic, plan_conv_launch
+from .correlate_plan import BatchAxesError, plan_launch, plan_separable_launch
+from .cost import finish_plan, pass_plan
+from .fft import fft_correlate
 
 
 def _default_runtime():
@@ -39,14 +41,14 @@ def _default_runtime():
             "driver's CUDA version (nvidia-smi shows it)") from None
     if not cupy.is_available():
         raise BackendUnavailableError("backend='cuda' found CuPy but no usable CUDA device; use numpy arrays")
-    from .cuda_loader import CupyRuntime
+    from .runtime import CupyRuntime
 
     return CupyRuntime()
 
 
 class CudaBackend:
     """Backend over CUDA device arrays. `runtime` compiles and launches kernels; the default
-    is CuPy's (cuda_loader.CupyRuntime)."""
+    is CuPy's (runtime.CupyRuntime); the tests pass the CPU emulator's."""
 
     name = "cuda"
 
@@ -76,7 +78,7 @@ class CudaBackend:
         xp = self.xp
         if isinstance(kernel, np.ndarray) or xp is np:
             return np.asarray(kernel)
-        from ..dispatch import array_kind, to_numpy
+        from ...dispatch import array_kind, to_numpy
 
         if array_kind(kernel) == "cuda":
             return self.to_host(self.device_array("kernel", kernel))
@@ -92,7 +94,7 @@ class CudaBackend:
     def wrap_like(self, template, result):
         """`result` as the caller's kind: torch tensors get a torch tensor (zero copy); host
         inputs sent here with backend="cuda" get a host array back."""
-        from ..dispatch import array_kind, wrap_like
+        from ...dispatch import array_kind, wrap_like
 
         if array_kind(template) in ("numpy", "dlpack-cpu") and self.xp is not np:
             return wrap_like(template, self.xp.asnumpy(result))
@@ -102,24 +104,29 @@ class CudaBackend:
         return result
 
     @contextlib.contextmanager
-    def stream_of(self, template):
-        """Run on torch's current stream for torch tensors, CuPy's current stream otherwise."""
-        torch = sys.modules.get("torch")
-        if torch is not None and isinstance(template, torch.Tensor) and self.xp.__name__ == "cupy":
-            with self.xp.cuda.ExternalStream(torch.cuda.current_stream(template.device).cuda_stream):
+    def placed(self, template, xa):
+        """Run on the device holding `xa` (the caller's x as a device array), never on
+        whatever device happens to be current, and on that device's current stream: torch's
+        for torch tensors (`template`, the caller's x), CuPy's otherwise."""
+        device = self.runtime.device_id(xa)
+        with self.runtime.device(device):
+            torch = sys.modules.get("torch")
+            if torch is not None and isinstance(template, torch.Tensor) and self.xp.__name__ == "cupy":
+                with self.runtime.external_stream(torch.cuda.current_stream(template.device).cuda_stream, device):
+                    yield
+            else:
                 yield
-        else:
-            yield
 
     def check_out(self, out, shape: tuple, x, requested) -> np.dtype:
         """`out=` for a CUDA call: a CUDA array of the right shape and dtype, on x's device,
         not overlapping x. Returns its dtype."""
-        from .. import checks
+        from ... import checks
 
         if not isinstance(out, self.xp.ndarray):
             raise TypeError(f"out must be a CUDA array (cupy.ndarray) for CUDA input, got {type(out).__name__}")
-        if self.xp.__name__ == "cupy" and out.device.id != x.device.id:
-            raise ValueError(f"out is on GPU {out.device.id} but x is on GPU {x.device.id}; pass both on one device")
+        if self.runtime.device_id(out) != self.runtime.device_id(x):
+            raise ValueError(f"out is on GPU {self.runtime.device_id(out)} but x is on GPU {self.runtime.device_id(x)}; "
+                             "pass both on one device")
         dtype = checks.check_out_shape_dtype(out, shape, requested)
         if self.xp.may_share_memory(out, x):
             raise ValueError("out overlaps x; pass a separate array (inputs are never modified)")
@@ -132,7 +139,11 @@ class CudaBackend:
     def correlate(self, x, kernel: np.ndarray, plan: CorrelatePlan, out=None):
         """Correlate device array x with the host kernel over plan.axes into `out` (any strides,
         the result dtype) or a new C-ordered array of plan.result_shape, by the method
-        resolve_method picks."""
+        resolve_method picks. Runs on x's device."""
+        with self.runtime.device(self.runtime.device_id(x)):
+            return self._correlate(x, kernel, plan, out)
+
+    def _correlate(self, x, kernel: np.ndarray, plan: CorrelatePlan, out):
         xp = self.xp
         if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
             x = x.astype(plan.compute_dtype)
@@ -149,12 +160,12 @@ class CudaBackend:
     @staticmethod
     def resolve_method(plan: CorrelatePlan, kernel: np.ndarray, in_dtype) -> tuple:
         """(method, separable terms or None) for plan.method: "auto" asks the GPU cost model
-        (gpuconv.backends.cuda_cost); "separable" on a 1-D kernel is "direct"."""
+        (gpuconv.backends.cuda.cost); "separable" on a 1-D kernel is "direct"."""
         terms = None
         if plan.method in ("separable", "auto") and plan.ndim > 1:
             terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
         if plan.method == "auto":
-            from .cuda_cost import choose_cuda
+            from .cost import choose_cuda
 
             return choose_cuda(plan, np.dtype(in_dtype), None if terms is None else len(terms)), terms
         if plan.method == "separable" and terms is None:
@@ -223,7 +234,7 @@ class CudaBackend:
 
     # ---- FFT ----------------------------------------------------------------------------------
     def _fft(self, x, y, kernel, plan) -> None:
-        """cuFFT overlap-save (gpuconv.backends.cuda_fft), then the epilogue into y.
+        """cuFFT overlap-save (gpuconv.backends.cuda.fft), then the epilogue into y.
 
         A transform spreads one NaN or inf over its whole block, where direct summation keeps
         it local. So each image's result sum is checked (one small read-back to the host, the
@@ -251,24 +262,33 @@ class CudaBackend:
     def bank_operand(self, name: str, obj):
         """weight or bias of a CUDA conv: a device array as it is (no read-back to the host),
         anything else as a host array (uploaded by conv, after the plan has checked it)."""
-        from ..dispatch import array_kind, to_numpy
+        from ...dispatch import array_kind, to_numpy
 
         return self.device_array(name, obj) if array_kind(obj) == "cuda" else to_numpy(name, obj)
 
     def conv(self, x, weight, bias, plan: ConvPlan, out=None):
         """Kernel bank (conv2d / conv1d) of batched device array x into `out` (the batched
         result, any strides) or a new C-ordered array: implicit GEMM on tensor cores or with
-        exact FMAs (gpuconv.backends.cuda_conv.arithmetic decides from plan.precision), the
-        depthwise kernel where each group has one input channel."""
-        xp = self.xp
-        if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
-            x = x.astype(plan.compute_dtype)
-        y = out if out is not None else xp.empty(plan.batched_out_shape, dtype=plan.result_dtype)
-        how = arithmetic(plan.precision, x.dtype, self.runtime.tensor_cores())
-        launch = plan_conv_launch(self._view(x), self._view(y), plan, how)
-        w = xp.ascontiguousarray(xp.asarray(weight, dtype=launch.weight_dtype))
-        b = w if bias is None else xp.ascontiguousarray(xp.asarray(bias, dtype=launch.weight_dtype))
-        self.runtime.launch(launch.filename, launch.name, launch.grid, launch.block,
-                            (x, y, ByValue(launch.geometry), w, b, ByValue(launch.epilogue)))
-        return y
+        exact FMAs (conv_plan.arithmetic decides from plan.precision), the depthwise kernel
+        where each group has one input channel. Runs on x's device; weight and bias (host or
+        device arrays) are moved there if they are elsewhere."""
+        with self.runtime.device(self.runtime.device_id(x)):
+            xp = self.xp
+            if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
+                x = x.astype(plan.compute_dtype)
+            y = out if out is not None else xp.empty(plan.batched_out_shape, dtype=plan.result_dtype)
+            how = arithmetic(plan.precision, x.dtype, self.runtime.tensor_cores())
+            launch = plan_conv_launch(self._view(x), self._view(y), plan, how)
+            w = self._operand(weight, x, launch.weight_dtype)
+            b = w if bias is None else self._operand(bias, x, launch.weight_dtype)
+            self.runtime.launch(launch.filename, launch.name, launch.grid, launch.block,
+                                (x, y, ByValue(launch.geometry), w, b, ByValue(launch.epilogue)))
+            return y
 
+    def _operand(self, a, x, dtype):
+        """A weight or bias (host array, or device array on any GPU) as a C-contiguous device
+        array of `dtype` on x's device, which is current."""
+        device = self.runtime.device_id(a)
+        if device is not None and device != self.runtime.device_id(x):
+            a = a.copy()  # CuPy copies onto the current device (x's)
+        return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))

@@ -1,6 +1,6 @@
 """Correlation by real FFTs on the device (cupy.fft, i.e. cuFFT), overlap-save in blocks.
 
-The same method as gpuconv.backends.np_fft, written against an array module `xp` (CuPy on
+The same method as gpuconv.backends.numpy.fft, written against an array module `xp` (CuPy on
 the GPU; the CPU tests pass numpy): every sliding axis is cut into overlapping blocks of a
 fast length L (2^a 3^b 5^c 7^d, the radices cuFFT runs fastest) stepping by B = L - e + 1
 outputs, where e is the dilated kernel span. Padding is folded into the block gather: each
@@ -21,9 +21,9 @@ import math
 
 import numpy as np
 
-from ..boundary import boundary_index
-from ..plan import CorrelatePlan
-from .np_fft import dilated_kernel, fft_geometry
+from ...boundary import boundary_index
+from ...plan import CorrelatePlan
+from ..numpy.fft import dilated_kernel, fft_geometry
 
 FFT_PRIMES = (2, 3, 5, 7)
 # A block's fixed cost in samples per axis (a kernel launch amortised over a batched plan is
@@ -40,7 +40,7 @@ def fft_blocks(plan: CorrelatePlan) -> list:
 
     Examples
     --------
-    >>> from gpuconv.api import correlate_plan
+    >>> from gpuconv.plan import correlate_plan
     >>> p = correlate_plan((4096, 4096), np.float32, np.ones((63, 63)), "same", "constant", 0.0, 1, 1,
     ...                    None, None, None, "fft")
     >>> [L for L, _, _ in fft_blocks(p)]
@@ -89,7 +89,7 @@ def fft_correlate(xp, x, kernel: np.ndarray, plan: CorrelatePlan, workspace_byte
 
     Examples
     --------
-    >>> from gpuconv.api import correlate_plan
+    >>> from gpuconv.plan import correlate_plan
     >>> x = np.arange(12.0).reshape(3, 4)
     >>> p = correlate_plan(x.shape, x.dtype, np.ones(2), "valid", "constant", 0.0, 1, 1, None, None, None, "fft")
     >>> fft_correlate(np, x, np.ones(2), p).round(6)  # a 1-D kernel: each row is an image

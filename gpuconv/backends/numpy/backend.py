@@ -1,9 +1,9 @@
 """The numpy backend: the CPU fallback, and the reference the other backends are tested on.
 
 It receives checked plans (gpuconv.plan) and x in its own layout. It picks an engine
-(Toeplitz GEMM, taps, separable passes, FFT; gpuconv.costmodel for "auto"), folds
+(Toeplitz GEMM, taps, separable passes, FFT; gpuconv.backends.numpy.cost for "auto"), folds
 channels-last batches into the last axis when that avoids transposes, pads once with
-numpy.pad's meaning (gpuconv.backends.np_pad), runs the engine and applies the shared epilogue
+numpy.pad's meaning (gpuconv.backends.numpy.pad), runs the engine and applies the shared epilogue
 (NaN/inf check, then gpuconv.dtypes.finish) chunk by chunk.
 """
 from __future__ import annotations
@@ -12,17 +12,17 @@ import math
 
 import numpy as np
 
-from .. import costmodel
-from ..decompose import rank_tolerance, separable_terms
-from ..dtypes import finish, representable
-from ..plan import ConvPlan, CorrelatePlan
-from .np_bank import apply_activation, conv_channels_first, conv_channels_last
-from .np_fft import fft_correlate
-from .np_fft import padded_extent as fft_extent
-from .np_pad import pad_into
-from .np_taps import taps_correlate
-from .np_threads import run_chunks
-from .np_toeplitz import axis_pass, direct_correlate, padded_extent
+from . import cost
+from ...decompose import rank_tolerance, separable_terms
+from ...dtypes import finish, representable
+from ...plan import ConvPlan, CorrelatePlan
+from .bank import apply_activation, conv_channels_first, conv_channels_last
+from .fft import fft_correlate
+from .fft import padded_extent as fft_extent
+from .pad import pad_into
+from .taps import taps_correlate
+from .threads import run_chunks
+from .toeplitz import axis_pass, direct_correlate, padded_extent
 
 
 # Channels-last folding pays while the kernel span stretched by C stays short (image
@@ -128,10 +128,10 @@ class NumpyBackend:
             terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
         rank = len(terms) if terms else None
         if plan.method == "auto":
-            return costmodel.choose_numpy(plan, rank), terms
+            return cost.choose_numpy(plan, rank), terms
         if plan.method == "direct" or (plan.method == "separable" and plan.ndim == 1):
-            return costmodel.choose_numpy(plan, None, ("toeplitz", "taps")), terms
-        if plan.method in costmodel.ENGINES:  # "separable", "fft", or an engine named directly
+            return cost.choose_numpy(plan, None, ("toeplitz", "taps")), terms
+        if plan.method in cost.ENGINES:  # "separable", "fft", or an engine named directly
             return plan.method, terms
         raise ValueError(f"method={plan.method!r} is not a numpy engine")
 

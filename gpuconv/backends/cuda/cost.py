@@ -20,9 +20,10 @@ from importlib import resources
 
 import numpy as np
 
-from ..plan import CorrelatePlan
-from .cuda_fft import block_samples, fft_blocks
-from .cuda_params import TILED_BLOCK, ArrayView, plan_launch, plan_separable_launch, tiled_rows
+from ...plan import CorrelatePlan
+from .fft import block_samples, fft_blocks
+from .blocks import ArrayView
+from .correlate_plan import TILED_BLOCK, plan_launch, plan_separable_launch, tiled_rows
 
 METHODS = ("direct", "separable", "fft")
 # A separable plan must beat direct by this margin: both are often memory-bound, and the
@@ -134,7 +135,7 @@ def predict(plan: CorrelatePlan, in_dtype, method: str, rank: int | None = None,
 
     Examples
     --------
-    >>> from gpuconv.api import correlate_plan
+    >>> from gpuconv.plan import correlate_plan
     >>> p = correlate_plan((4096, 4096), np.float32, np.ones((127, 127)), "same", "constant", 0.0, 1, 1,
     ...                    None, None, None, "auto")
     >>> predict(p, np.float32, "fft") < predict(p, np.float32, "direct")

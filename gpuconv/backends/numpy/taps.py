@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .np_threads import run_chunks
+from .threads import run_chunks
 
 _CHUNK = 1 << 18  # output values per job: fits L2 with its input and a temporary
 

@@ -1,6 +1,6 @@
 """Host-side planning for the kernel-bank kernels (conv2d / conv1d on the GPU): which kernel
 and configuration, the launch shape and the GcConvGeometry block, whose layout mirrors
-kernels_cuda/gpuconv_igemm.cuh field by field.
+kernels_cuda/gpuconv_igemm.cuh field by field (gpuconv.backends.cuda.blocks).
 
 Three kernels:
   conv_igemm.cu       implicit GEMM with exact FMA arithmetic (float32 or float64)
@@ -15,19 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..plan import ConvPlan
-from .cuda_params import BOUNDARY_IDS, CTYPES, GRID_YZ_MAX, NATIVE_INPUTS, ArrayView, epilogue_block
-
-_I8 = np.int64
-CONV_GEOMETRY_DTYPE = np.dtype([
-    ("m_total", _I8), ("n", _I8), ("c", _I8), ("h", _I8), ("w", _I8),
-    ("o", _I8), ("groups", _I8), ("cg", _I8), ("og", _I8),
-    ("kh", _I8), ("kw", _I8), ("ho", _I8), ("wo", _I8),
-    ("step", _I8, (2,)), ("pad", _I8, (2,)), ("dil", _I8, (2,)),
-    ("x_stride", _I8, (4,)), ("y_stride", _I8, (4,)), ("w_stride", _I8, (3,)),
-    ("has_bias", _I8), ("activation", _I8),
-])
-ACTIVATION_IDS = {None: 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
+from ...plan import ConvPlan
+from .blocks import ACTIVATION_IDS, BOUNDARY_IDS, CONV_GEOMETRY_DTYPE, ArrayView, cpp_types, epilogue_block, instance
+from .correlate_plan import GRID_YZ_MAX
 
 # conv_igemm (BM, BN, TM, TN), 256 threads each, by the output channels of a group: the
 # block covers a group's channels where it can, so each input tile is gathered once.
@@ -123,20 +113,18 @@ def fma_instance(tin, tout, acc, og: int, cl: bool, flat: bool, bid: int) -> str
     group, 3 pipeline stages (2 for float64, whose tiles are twice the bytes)."""
     bm, bn, tm, tn = _pick(FMA_CONFIGS, og)
     stages = 3 if np.dtype(acc).itemsize == 4 else 2
-    return (f"conv_igemm<{CTYPES[np.dtype(tin)]}, {CTYPES[np.dtype(tout)]}, {CTYPES[np.dtype(acc)]}, {bm}, {bn}, "
-            f"{tm}, {tn}, {stages}, {_flag(cl)}, {_flag(flat)}, {bid}>")
+    return instance("conv_igemm", cpp_types(tin, tout, acc), bm, bn, tm, tn, stages, _flag(cl), _flag(flat), bid)
 
 
 def tc_instance(tin, tout, how: str, og: int, cl: bool, flat: bool, bid: int) -> str:
     """conv_igemm_tc's template instance for arithmetic `how` and `og` output channels per group."""
-    return (f"conv_igemm_tc<{CTYPES[np.dtype(tin)]}, {CTYPES[np.dtype(tout)]}, {TC_PREC_IDS[how]}, "
-            f"{_pick(TC_BN, og)}, {_flag(cl)}, {_flag(flat)}, {bid}>")
+    return instance("conv_igemm_tc", cpp_types(tin, tout), TC_PREC_IDS[how], _pick(TC_BN, og), _flag(cl), _flag(flat),
+                    bid)
 
 
 def depthwise_instance(tin, tout, acc, cl: bool, bid: int) -> str:
     """conv_depthwise's template instance."""
-    return (f"conv_depthwise<{CTYPES[np.dtype(tin)]}, {CTYPES[np.dtype(tout)]}, {CTYPES[np.dtype(acc)]}, "
-            f"{_flag(cl)}, {bid}>")
+    return instance("conv_depthwise", cpp_types(tin, tout, acc), _flag(cl), bid)
 
 
 def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> ConvLaunch:
@@ -145,7 +133,7 @@ def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> Co
 
     Examples
     --------
-    >>> from gpuconv.api import conv_plan
+    >>> from gpuconv.plan import conv_plan
     >>> p = conv_plan(2, (16, 64, 128, 128), np.float32, np.ones((64, 64, 3, 3), np.float32), None,
     ...               1, 1, 1, 1, "constant", None, "NCHW", None, None, None)
     >>> v = ArrayView.of((16, 64, 128, 128), (4194304, 65536, 512, 4), np.float32, 0)
@@ -178,46 +166,3 @@ def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> Co
         raise ValueError(f"conv has {m} output pixels x {og} channels per group; the kernels take at most "
                          f"{GRID_X_MAX * bm} x {GRID_YZ_MAX * bn}")
     return ConvLaunch(filename, name, grid, (THREADS, 1, 1), geom, ep, acc)
-
-
-def conv_variants() -> list:
-    """(filename, template instance) pairs that together use every value of every template
-    argument plan_conv_launch can produce (see cuda_params.variants)."""
-    from ..dtypes import compute_dtype, default_result_dtype
-
-    f32 = np.dtype(np.float32)
-    natives = sorted(NATIVE_INPUTS, key=str)
-    results = [np.dtype(t) for t in ("uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64",
-                                     "float16", "float32", "float64")]
-    out = set()
-
-    def fma(tin, tout, og, cl, flat, bid):
-        out.add(("conv_igemm.cu", fma_instance(tin, tout, compute_dtype(tin), og, cl, flat, bid)))
-
-    def tc(tin, tout, how, og, cl, flat, bid):
-        out.add(("conv_igemm_tc.cu", tc_instance(tin, tout, how, og, cl, flat, bid)))
-
-    def depthwise(tin, tout, cl, bid):
-        out.add(("conv_depthwise.cu", depthwise_instance(tin, tout, compute_dtype(tin), cl, bid)))
-
-    for tin in natives:                                 # every input dtype, both layouts
-        for cl in (False, True):
-            fma(tin, default_result_dtype(tin), 64, cl, False, 0)
-            depthwise(tin, default_result_dtype(tin), cl, 0)
-    for tout in results:                                # every result dtype
-        fma(f32, tout, 64, False, False, 1)
-        tc(f32, tout, "tf32", 64, True, False, 1)
-    for og in (128, 64, 32, 16):                        # every configuration, both arithmetics
-        for dt in (f32, np.dtype(np.float64)):
-            for flat in (False, True):
-                fma(dt, dt, og, False, flat, 0)
-        for cl in (False, True):
-            for how in TC_PREC_IDS:
-                tc(f32, f32, how, og, cl, False, 0)
-            tc(np.dtype(np.float16), np.dtype(np.float16), "float16", og, cl, True, 0)
-    for bid in BOUNDARY_IDS.values():                   # every boundary, flat and chunked K
-        for flat in (False, True):
-            fma(f32, f32, 16, True, flat, bid)
-            tc(f32, f32, "tf32", 16, False, flat, bid)
-        depthwise(f32, f32, False, bid)
-    return sorted(out)

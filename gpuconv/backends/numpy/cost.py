@@ -2,7 +2,7 @@
 constants were measured on the machine named in the data file (bench/calibrate_numpy.py
 re-measures them and rewrites gpuconv/data/numpy_cost.json).
 
-Each engine has its own features, following what it does (gpuconv.backends.np_*): its
+Each engine has its own features, following what it does (gpuconv.backends.numpy.*): its
 arithmetic (GEMM multiply-adds including the Toeplitz band's zeros, tap updates, or the FFT's
 n log n), the memory it moves (gathers, copies between passes, padding in and result out),
 and a count of fixed costs (numpy calls per chunk or block). Its predicted time is the dot
@@ -17,9 +17,9 @@ import math
 from importlib import resources
 
 
-from .backends.np_fft import fft_lengths
-from .backends.np_toeplitz import block_width
-from .plan import CorrelatePlan
+from .fft import fft_lengths
+from .toeplitz import block_width
+from ...plan import CorrelatePlan
 
 # Engines behind the public methods: "direct" runs as "toeplitz" (GEMM) or "taps".
 ENGINES = ("toeplitz", "taps", "separable", "fft")

@@ -18,8 +18,8 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .np_pad import grow
-from .np_threads import run_chunks
+from .pad import grow
+from .threads import run_chunks
 
 # Gathered-patch chunk size (elements): a few MB, so a chunk's copy and its GEMM stay
 # near the L2/L3 caches instead of streaming a whole im2col buffer through memory.
