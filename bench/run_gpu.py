@@ -134,6 +134,24 @@ def bench_g3(cp, torch, rng, bw) -> dict:
     return row("G3", times, 2 * x.nbytes, 2 * 9 * x.size, bw)
 
 
+def write_results(out: Path, device: str, bw: float, rows: list, banks: list) -> list:
+    """gpu_results.json and gpu_results.md in `out`; returns the Markdown lines."""
+    (out / "gpu_results.json").write_text(json.dumps({"device": device, "copy_bandwidth": bw, "rows": rows,
+                                                      "banks": banks}, indent=1))
+    lines = [f"device: {device}, copy bandwidth {bw / 1e12:.2f} TB/s", "",
+             "| row | gpuconv ms | best peer | peer ms | speedup | GB/s | roofline | auto chose | fastest method |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        auto = (f"{r['auto_choice']} | {r['fastest_method']} ({r['auto_vs_fastest']:.2f}x)" if "auto_choice" in r
+                else "- | -")
+        lines.append(f"| {r['row']} | {r['ms']['gpuconv']:.3f} | {r['best_peer']} | {r['best_peer_ms']:.3f} | "
+                     f"{r['speedup_vs_best']:.2f}x | {r['GBps']:.0f} | {r['roofline_fraction']:.0%} | {auto} |")
+    if banks:
+        lines += ["", "Kernel banks (G4), gpuconv vs cuDNN at the same precision:", ""] + gpu_banks.table(banks)
+    (out / "gpu_results.md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench/results")
@@ -157,34 +175,27 @@ def main(argv=None) -> int:
     device = props["name"].decode()
     print(f"device {device}; copy bandwidth {bw / 1e12:.2f} TB/s")
     helpers = (event_ms, check_crop, row)
-    groups = set(args.rows.split(","))
-    rows = []
-    if "G1" in groups:
-        rows += bench_g1(cp, torch, rng, bw, [int(s) for s in args.sizes.split(",")])
-    if "G3" in groups:
-        rows.append(bench_g3(cp, torch, rng, bw))
-    if "G2" in groups:
-        rows.append(gpu_methods.bench_g2(cp, torch, rng, bw, helpers))
-    if "G5" in groups:
-        rows += gpu_methods.bench_g5(cp, torch, rng, bw, helpers)
-    if "G6" in groups:
-        rows += gpu_methods.bench_g6(cp, torch, rng, bw, helpers)
-    banks = gpu_banks.bench_g4(cp, torch, rng, bw, helpers) if "G4" in groups else []
+    groups = args.rows.split(",")
+    unknown = set(groups) - {"G1", "G2", "G3", "G4", "G5", "G6"}
+    if unknown:
+        raise SystemExit(f"--rows: unknown group(s) {sorted(unknown)}; expected G1..G6")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_results.json").write_text(json.dumps({"device": device, "copy_bandwidth": bw, "rows": rows,
-                                                      "banks": banks}, indent=1))
-    lines = [f"device: {device}, copy bandwidth {bw / 1e12:.2f} TB/s", "",
-             "| row | gpuconv ms | best peer | peer ms | speedup | GB/s | roofline | auto chose | fastest method |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        auto = (f"{r['auto_choice']} | {r['fastest_method']} ({r['auto_vs_fastest']:.2f}x)" if "auto_choice" in r
-                else "- | -")
-        lines.append(f"| {r['row']} | {r['ms']['gpuconv']:.3f} | {r['best_peer']} | {r['best_peer_ms']:.3f} | "
-                     f"{r['speedup_vs_best']:.2f}x | {r['GBps']:.0f} | {r['roofline_fraction']:.0%} | {auto} |")
-    if banks:
-        lines += ["", "Kernel banks (G4), gpuconv vs cuDNN at the same precision:", ""] + gpu_banks.table(banks)
-    (out / "gpu_results.md").write_text("\n".join(lines) + "\n")
+    rows, banks = [], []
+    for group in groups:      # results are written after every group: a run cut short keeps them
+        if group == "G1":
+            rows += bench_g1(cp, torch, rng, bw, [int(s) for s in args.sizes.split(",")])
+        elif group == "G3":
+            rows.append(bench_g3(cp, torch, rng, bw))
+        elif group == "G2":
+            rows.append(gpu_methods.bench_g2(cp, torch, rng, bw, helpers))
+        elif group == "G5":
+            rows += gpu_methods.bench_g5(cp, torch, rng, bw, helpers)
+        elif group == "G6":
+            rows += gpu_methods.bench_g6(cp, torch, rng, bw, helpers)
+        else:
+            banks = gpu_banks.bench_g4(cp, torch, rng, bw, helpers)
+        lines = write_results(out, device, bw, rows, banks)
     print("\n".join(lines))
     print(json.dumps([{r["row"]: r["ms"]} for r in rows]))
     return 0

@@ -71,9 +71,9 @@ conv_igemm(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeometry
             for (int j = 0; j < TN; ++j) acc[i][j] = (Acc)0;
 
         pipe.start(grp);
-        for (long long s = 0; s < pipe.steps; ++s) {
+        for (int s = 0; s < pipe.steps; ++s) {
             pipe.ready(s);
-            const int cb = (int)(s % STAGES);
+            const int cb = s % STAGES;
 #pragma unroll
             for (int kk = 0; kk < BK; ++kk) {
                 Acc a[TM], b[TN];

@@ -64,7 +64,7 @@ conv_igemm_tc(const Tin* __restrict__ x, Tout* __restrict__ y, const GcConvGeome
                 for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
 
         pipe.start(grp);
-        for (long long s = 0; s < pipe.steps; ++s) {
+        for (int s = 0; s < pipe.steps; ++s) {
             pipe.ready(s);
             const Ts(*sa)[LDA] = sm.a[s % STAGES];
             const Ts(*sb)[LDB] = sm.b[s % STAGES];

@@ -153,30 +153,42 @@ __device__ __forceinline__ GcKTap gc_k_decode(int tap, int c, const GcConvGeomet
     return GcKTap{ky * (int)g.dil[0], (tap - ky * kw) * (int)g.dil[1], tap, c};
 }
 
-// Element kk of K step `s` (see the header), and whether it exists; `table` holds the flat K
-// decoded (nullptr: decode here).
+// K step `s` of BK elements (see the header), decoded once per step: for a chunked K, the
+// step's tap and first channel; for a flat K, its first element. 32-bit: the host refuses
+// banks whose K (taps x channels per group) reaches 2**31.
+struct GcKStep { GcKTap base; int k0; };
+
 template <int BK, bool FLAT>
-__device__ __forceinline__ bool gc_k_tap(long long s, int kk, const GcConvGeometry& g, int cchunks,
-                                         const GcKTap* table, GcKTap& e) {
+__device__ __forceinline__ GcKStep gc_k_step(int s, const GcConvGeometry& g, int cchunks) {
+    if (FLAT) return GcKStep{GcKTap{0, 0, 0, 0}, s * BK};
+    const int tap = s / cchunks;                           // one division per step, not per element
+    return GcKStep{gc_k_decode(tap, (s - tap * cchunks) * BK, g), 0};
+}
+
+// Element kk of a K step, and whether it exists; `table` holds the flat K decoded (nullptr:
+// decode here, one 32-bit division).
+template <int BK, bool FLAT>
+__device__ __forceinline__ bool gc_k_tap(const GcKStep& st, int kk, const GcConvGeometry& g, const GcKTap* table,
+                                         GcKTap& e) {
     if (FLAT) {
-        const long long k = s * BK + kk;
-        if (k >= g.kh * g.kw * g.cg) return false;
+        const int k = st.k0 + kk, cg = (int)g.cg;
+        if (k >= (int)(g.kh * g.kw) * cg) return false;
         if (table) { e = table[k]; return true; }
-        const int tap = (int)(k / g.cg);
-        e = gc_k_decode(tap, (int)(k - (long long)tap * g.cg), g);
+        const int tap = k / cg;
+        e = gc_k_decode(tap, k - tap * cg, g);
         return true;
     }
-    const int tap = (int)(s / cchunks);                  // the same for the whole step
-    e = gc_k_decode(tap, (int)(s - (long long)tap * cchunks) * BK + kk, g);
+    e = st.base;
+    e.c += kk;
     return e.c < g.cg;
 }
 
 // Number of K steps of BK for a group.
 template <int BK, bool FLAT>
-__device__ __forceinline__ long long gc_k_steps(const GcConvGeometry& g, int& cchunks) {
+__device__ __forceinline__ int gc_k_steps(const GcConvGeometry& g, int& cchunks) {
     cchunks = (int)((g.cg + BK - 1) / BK);
-    const long long taps = g.kh * g.kw;
-    return FLAT ? (taps * g.cg + BK - 1) / BK : taps * cchunks;
+    const int taps = (int)(g.kh * g.kw);
+    return FLAT ? (taps * (int)g.cg + BK - 1) / BK : taps * cchunks;
 }
 
 // Load K step `s` of group `grp` into the tiles: sa[BK][LDA] (A, element (k, m) at
@@ -190,15 +202,16 @@ template <int BM, int BN, int BK, int LDA, int LDB, int NT, bool CL, bool FLAT, 
 __device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], const Tin* __restrict__ x,
                                                const Acc* __restrict__ w, const GcConvGeometry& g,
                                                const GcConvRow* rows, const GcKTap* table, long long grp,
-                                               long long n0, long long s, int cchunks) {
+                                               long long n0, int s, int cchunks) {
     const int t = threadIdx.x;
     const int h = (int)g.h, wd = (int)g.w;
     const long long c_base = grp * g.cg;
+    const GcKStep st = gc_k_step<BK, FLAT>(s, g, cchunks);
     for (int e = t; e < BK * BM; e += NT) {
         const int kk = CL ? e % BK : e / BM;
         const int mm = CL ? e / BK : e % BM;
         GcKTap k;
-        bool valid = gc_k_tap<BK, FLAT>(s, kk, g, cchunks, table, k);
+        bool valid = gc_k_tap<BK, FLAT>(st, kk, g, table, k);
         const GcConvRow r = rows[mm];
         const int iy = gc_remap<BOUNDARY, int>(r.iy0 + k.dy, h);
         const int ix = gc_remap<BOUNDARY, int>(r.ix0 + k.dx, wd);
@@ -210,7 +223,7 @@ __device__ __forceinline__ void gc_load_k_step(Ts (*sa)[LDA], Ts (*sb)[LDB], con
     for (int e = t; e < BK * BN; e += NT) {
         const int kk = e / BN, nn = e % BN;
         GcKTap k;
-        const bool valid = gc_k_tap<BK, FLAT>(s, kk, g, cchunks, table, k) && n0 + nn < g.og;
+        const bool valid = gc_k_tap<BK, FLAT>(st, kk, g, table, k) && n0 + nn < g.og;
         const Acc* src = valid ? w + (grp * g.og + n0 + nn) * g.w_stride[0] + k.c * g.w_stride[1] + k.tap * g.w_stride[2]
                                : w;
         gc_stage<Ts>(&sb[kk][nn], src, valid);
@@ -247,7 +260,7 @@ struct GcKPipeline {
     const Acc* __restrict__ w;
     const GcConvGeometry& g;
     long long n0;             // the block's first output channel within a group
-    long long steps;          // K steps per group
+    int steps;                // K steps per group
     long long grp = 0;
     int cchunks;
 
@@ -258,15 +271,15 @@ struct GcKPipeline {
         : sa(sm.a), sb(sm.b), rows(sm.rows), table(nullptr), x(x_), w(w_), g(g_), n0((long long)blockIdx.y * BN) {
         steps = gc_k_steps<BK, FLAT>(g, cchunks);
         gc_conv_rows<BM, NT>(sm.rows, g, (long long)blockIdx.x * BM);
-        const long long k_total = g.kh * g.kw * g.cg;
+        const int k_total = (int)(g.kh * g.kw * g.cg);
         if (FLAT && k_total <= GC_K_TABLE) {
             for (int k = threadIdx.x; k < k_total; k += NT) sm.ktab[k] = gc_k_decode(k / (int)g.cg, k % (int)g.cg, g);
             table = sm.ktab;
         }
     }
 
-    __device__ void load(long long s) {
-        const int b = (int)(s % STAGES);
+    __device__ void load(int s) {
+        const int b = s % STAGES;
         gc_load_k_step<BM, BN, BK, LDA, LDB, NT, CL, FLAT, BOUNDARY>(sa[b], sb[b], x, w, g, rows, table, grp, n0, s,
                                                                     cchunks);
     }
@@ -282,7 +295,7 @@ struct GcKPipeline {
 
     // Make step s's tiles visible to the block and start gathering step s + STAGES - 1 into
     // the buffer step s - 1 used (every thread has passed the barrier, so it is consumed).
-    __device__ void ready(long long s) {
+    __device__ void ready(int s) {
         gc_copy_wait<STAGES - 2>();
         __syncthreads();
         if (s + STAGES - 1 < steps) load(s + STAGES - 1);

@@ -2,6 +2,8 @@
 torch tensors through DLPack, out= poisoning, and an array over 2**31 elements. Skipped
 without CuPy and a device (the CPU emulator in test_cuda_emulated.py covers the kernels'
 logic everywhere)."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,9 +14,11 @@ from conftest import CUDA
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not CUDA, reason="no CUDA device / CuPy")]
 DTYPES = ["uint8", "uint16", "int16", "float16", "float32", "float64"]
+# examples per hypothesis test; bench/gpu_session.sh lowers it to fit the GPU machine's window
+EXAMPLES = int(os.environ.get("GPUCONV_GPU_EXAMPLES", "60"))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(data=st.data())
 def test_cuda_matches_numpy_backend(data):
     import cupy as cp
@@ -118,6 +122,52 @@ def test_torch_tensor_in_torch_tensor_out():
                                rtol=1e-5, atol=1e-5)
 
 
+def test_float32_subnormals_are_kept_on_the_gpu():
+    """The kernels are compiled without flush-to-zero (CuPy's RawModule would add -ftz=true)."""
+    import cupy as cp
+
+    from gpuconv.backends import get_backend
+
+    for shape, k in (((64,), np.ones(3)), ((2, 40, 40), np.ones((3, 3)))):
+        x = np.full(shape, 1e-39, dtype=np.float32)            # 1e-39 and 9e-39: float32 subnormals
+        got = cp.asnumpy(gpuconv.correlate(cp.asarray(x), k, "valid", method="direct"))
+        expect = gpuconv.correlate(x, k, "valid", method="direct")
+        assert (expect > 0).all() and np.array_equal(got, expect)
+    cache = get_backend("cuda").runtime.cache
+    assert cache.compiled + cache.loaded > 0          # the kernels came through gpuconv's compiler
+
+
+def test_torch_tensors_on_a_side_stream():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(4, 3, 256, 256, device="cuda")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        y = gpuconv.correlate(x, np.ones((5, 5), np.float32), "same")
+        z = y * 2                                       # queued after gpuconv's kernel on the same stream
+    stream.synchronize()
+    expect = gpuconv.correlate(x.cpu().numpy(), np.ones((5, 5)), "same") * 2
+    np.testing.assert_allclose(z.cpu().numpy(), expect, rtol=1e-5, atol=1e-4)
+
+
+def test_arrays_on_a_second_gpu():
+    import cupy as cp
+
+    if cp.cuda.runtime.getDeviceCount() < 2:
+        pytest.skip("one GPU: the device tests run on the emulator (test_cuda_runtime.py)")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    w = rng.standard_normal((8, 3, 3, 3)).astype(np.float32)
+    with cp.cuda.Device(1):
+        xd = cp.asarray(x)
+    wd = cp.asarray(w)                                   # on device 0: conv2d moves it
+    y = gpuconv.conv2d(xd, wd, padding=1)
+    assert y.device.id == 1
+    np.testing.assert_allclose(cp.asnumpy(y), gpuconv.conv2d(x, w, padding=1), rtol=1e-4, atol=1e-4)
+    y = gpuconv.correlate(xd, np.ones((3, 3)), "same", method="fft")
+    assert y.device.id == 1
+
+
 @pytest.mark.slow
 def test_more_than_2_31_elements():
     import cupy as cp
@@ -146,7 +196,7 @@ def _conv_bound(x, w, groups, precision, dtype):
     return 64 * np.finfo(np.float32).eps * mag
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(data=st.data())
 def test_conv2d_matches_torch_and_numpy(data):
     """conv2d on the GPU against torch.nn.functional.conv2d in float64 (cuDNN) and the numpy

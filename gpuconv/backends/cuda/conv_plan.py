@@ -150,6 +150,9 @@ def plan_conv_launch(x: ArrayView, y: ArrayView, plan: ConvPlan, how: str) -> Co
     cl, bid = plan.channels_last, BOUNDARY_IDS[plan.boundary]
     cg, og = int(geom["cg"]), int(geom["og"])
     m = int(geom["m_total"])
+    if int(geom["kh"]) * int(geom["kw"]) * cg >= 2**31:   # the kernels index K in 32 bits
+        raise ValueError(f"weight has {int(geom['kh']) * int(geom['kw']) * cg} taps x channels per group; the GPU "
+                         "kernels take fewer than 2**31")
     if cg == 1 and plan.groups > 1:                     # depthwise / channel multiplier
         total = m * plan.out_channels
         grid = (max(1, min(-(-total // THREADS), 65535 * 32)), 1, 1)
