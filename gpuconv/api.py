@@ -71,6 +71,8 @@ def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1
         `stride` samples starting at 0.
     axes : int or tuple of int, optional
         The sliding axes of `x`, one per kernel axis (default: the last kernel.ndim axes).
+        Positional: kernel axis i slides along ``axes[i]`` (numpy.fft's rule), so
+        ``axes=(1, 0)`` lays the kernel's first axis along x's axis 1.
     out : numpy.ndarray, optional
         Preallocated result; its dtype acts as `out_dtype`. Must not overlap `x`.
     out_dtype : dtype, optional
@@ -87,6 +89,33 @@ def correlate(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1
     ndarray
         float32 for float32/float16-compute inputs (float16 stays float16), float64 for
         float64 and 32/64-bit integer inputs, or `out_dtype`.
+
+    Notes
+    -----
+    Where gpuconv departs from scipy (every other case equals scipy.signal.correlate /
+    convolve, and numpy.convolve in 1-D):
+
+    - ``mode="valid"`` with a kernel longer than x along a sliding axis gives an empty
+      result; scipy.signal and numpy.convolve swap the operands instead.
+    - ``axes`` is positional (above); scipy.ndimage lays the kernel's axes on x's axes in
+      sorted order whatever order they are named in. On a (4, 5) x with
+      w = [[0, 0, 0], [0, 0, 1]], ``correlate(x, w, "same", axes=(1, 0))`` shifts along
+      x's axis 0 (w's first axis lies along x's axis 1), where ndimage shifts along axis 1.
+    - Even kernels are centred as scipy.signal centres them ("same" keeps the outputs
+      e//2 .. e//2 + n - 1 of "full"), which is not scipy.ndimage's centring:
+      ``convolve([1, 2], [1, 1], "same")`` is [1, 3] here and in scipy.signal, [3, 4] in
+      scipy.ndimage.convolve.
+    - Two 0-d arrays give their product as a 0-d array, as in scipy.signal; an empty
+      sliding axis gives an empty result in every mode, as scipy does; a zero-size kernel
+      is refused (scipy returns an empty array).
+    - A kernel holding NaN or inf is summed directly whatever `method` says (no SVD, no
+      FFT), so NaN and inf reach exactly the outputs whose windows hold them.
+    - A dilation so large that the windows' taps land almost all in the padding (say
+      10**8 on a few samples) is computed without building the padded array; a result
+      that no array could hold ("full" mode with such a dilation) is refused.
+    - Results are bit-identical from run to run on the same machine and inputs.
+    - gpuconv does not track gradients: a torch tensor with ``requires_grad=True`` is
+      read detached.
 
     Examples
     --------
@@ -108,7 +137,9 @@ def convolve(x, kernel, mode="full", *, boundary="constant", cval=0.0, stride=1,
     """Convolution: ``convolve(x, k) == correlate(x, flip(k))`` in every mode.
 
     Same parameters as :func:`correlate`. Without stride and dilation, with zero boundary,
-    the result equals scipy.signal.convolve (and numpy.convolve in 1-D).
+    the result equals scipy.signal.convolve (and numpy.convolve in 1-D), except where the
+    Notes of :func:`correlate` say otherwise ("valid" with a kernel longer than x is empty
+    here; scipy and numpy swap the operands).
 
     Examples
     --------
@@ -165,6 +196,12 @@ def conv2d(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1, b
     -------
     ndarray
         (N, O, Ho, Wo) for NCHW, (N, Ho, Wo, O) for NHWC (batch axis dropped if x had none).
+
+    Notes
+    -----
+    gpuconv does not track gradients: torch tensors with ``requires_grad=True`` are read
+    detached and the result has no autograd history. Zero input channels (C = 0) give the
+    empty sums torch gives: the bias (or zeros), through the activation.
 
     Examples
     --------

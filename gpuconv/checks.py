@@ -120,7 +120,7 @@ def check_out_dtype(name: str, dtype) -> np.dtype:
         raise TypeError(f"{name}={dtype!r} is not a dtype; accepted: {ACCEPTED_OUTPUT_DTYPES}") from None
     if dtype.kind not in "iuf" or dtype.itemsize > 8:
         raise TypeError(f"{name}={dtype} is not accepted; accepted: {ACCEPTED_OUTPUT_DTYPES}")
-    return dtype
+    return dtype.newbyteorder("=") if name == "out_dtype" else dtype
 
 
 def check_clip(clip):
@@ -132,6 +132,8 @@ def check_clip(clip):
     lo, hi = (None if c is None else check_real_scalar("clip", c) for c in clip)
     if lo is None and hi is None:
         raise ValueError("clip=(None, None) clamps nothing; pass clip=None")
+    if (lo is not None and np.isnan(lo)) or (hi is not None and np.isnan(hi)):
+        raise ValueError(f"clip={clip!r} has a NaN bound; bounds are real numbers, -inf/inf or None (no bound)")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"clip={clip!r} needs lo <= hi")
     return (lo, hi)
@@ -158,11 +160,15 @@ def check_axes(axes, x_ndim: int, kernel_ndim: int) -> tuple:
 def check_kernel_shape(kernel_shape: tuple, x_ndim: int, name: str = "kernel") -> None:
     """1, 2 or 3 dimensions, no more than x has, none of length zero."""
     if len(kernel_shape) not in (1, 2, 3):
-        raise ValueError(f"{name} has {len(kernel_shape)} dimensions (shape {kernel_shape}); accepted: 1, 2 or 3")
+        extra = " (a 0-d kernel is accepted with a 0-d x only: their product, as scipy.signal gives)" \
+            if not kernel_shape else ""
+        raise ValueError(f"{name} has {len(kernel_shape)} dimensions (shape {kernel_shape}); accepted: 1, 2 or 3"
+                         + extra)
     if len(kernel_shape) > x_ndim:
         raise ValueError(f"{name} has {len(kernel_shape)} dimensions but x has only {x_ndim}; the kernel needs kernel.ndim <= x.ndim")
     if 0 in kernel_shape:
-        raise ValueError(f"{name} has shape {kernel_shape}; a zero-size kernel is not accepted")
+        raise ValueError(f"{name} has shape {kernel_shape}; a zero-size kernel is not accepted (scipy.signal "
+                         "returns an empty array for one; here it is taken for the mistake it usually is)")
 
 
 def check_out_shape_dtype(out, shape: tuple, result_dtype_requested) -> np.dtype:
@@ -170,7 +176,7 @@ def check_out_shape_dtype(out, shape: tuple, result_dtype_requested) -> np.dtype
     `out_dtype` when both are given. Returns its dtype."""
     if tuple(out.shape) != tuple(shape):
         raise ValueError(f"out has shape {tuple(out.shape)}; this call's result has shape {tuple(shape)}")
-    dtype = check_out_dtype("out.dtype", out.dtype)
+    dtype = check_out_dtype("out.dtype", out.dtype).newbyteorder("=")  # written through numpy's cast
     if result_dtype_requested is not None and np.dtype(result_dtype_requested) != dtype:
         raise ValueError(f"out_dtype={np.dtype(result_dtype_requested)} disagrees with out.dtype={dtype}; give one")
     return dtype

@@ -12,7 +12,7 @@ import numpy as np
 from . import checks
 from .backends import get_backend
 from .dispatch import array_kind, resolve_backend, to_numpy, wrap_like
-from .plan import conv_plan, correlate_plan
+from .plan import conv_plan, correlate_plan, without_idle_steps
 
 
 def _inputs(x, kernel, backend):
@@ -33,24 +33,37 @@ def correlate_arrays(x, kernel, mode, boundary, cval, stride, dilation, axes, ou
     """correlate (flip=False) or convolve (flip=True) on in-memory arrays: every argument
     checked, the plan built, the backend run, the result returned as x's kind."""
     name, xa, ka = _inputs(x, kernel, backend)
-    plan = correlate_plan(xa.shape, xa.dtype, ka, mode, boundary, cval, stride, dilation, axes, out_dtype, clip,
-                          method)
+    scalars = xa.ndim == 0 and ka.ndim == 0
+    out_view = out
+    if scalars:
+        # scipy.signal convolves two 0-d arrays to their product: a one-sample call, 0-d result
+        if axes not in (None, ()):
+            raise ValueError(f"axes={axes!r} was given for 0-d x and kernel; there is no axis to slide along")
+        xa, ka, axes = xa.reshape(1), ka.reshape(1), None
+        out_view = None if out is None else out.reshape(1)
+    plan = without_idle_steps(correlate_plan(xa.shape, xa.dtype, ka, mode, boundary, cval, stride, dilation, axes,
+                                             out_dtype, clip, method))
     if flip:
         ka = ka[(slice(None, None, -1),) * ka.ndim]
     be = get_backend(name)
     if name == "cuda":
-        return _correlate_cuda(be, x, xa, ka, plan, out, out_dtype)
-    if out is not None:
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.result_shape, xa, requested))
-    if plan.n_outputs == 0:
-        y = np.empty(plan.result_shape, dtype=plan.result_dtype)
+        y = _correlate_cuda(be, x, xa, ka, plan, out_view, out_dtype)
     else:
-        y = be.correlate(xa, ka, plan)
+        if out is not None:
+            requested = None if out_dtype is None else plan.result_dtype
+            plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out_view, plan.result_shape, xa,
+                                                                                 requested))
+        if plan.n_outputs == 0:
+            y = np.empty(plan.result_shape, dtype=plan.result_dtype)
+        else:
+            y = be.correlate(xa, ka, plan)
+        if out is not None:
+            out_view[...] = y
+        else:
+            y = wrap_like(x, y)
     if out is not None:
-        out[...] = y
         return out
-    return wrap_like(x, y)
+    return y.reshape(()) if scalars else y
 
 
 def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype):
@@ -67,7 +80,7 @@ def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype):
         else:
             y = be.correlate(xa, ka, plan, out=out_dev)
     if out is not None:
-        return out
+        return out_dev
     return be.wrap_like(x, y)
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from . import compute
 from .boundary import boundary_index
 from .dispatch import to_numpy
+from .backends.numpy.gather import sparse_windows
 from .dtypes import representable
 from .plan import conv_plan, correlate_plan, effective_length
 
@@ -121,6 +122,12 @@ def _blockwise_valid(xp: da.Array, sliding: dict, block_fn, dtype, extra_args=()
     return da.map_blocks(block_fn, xo, *extra_args, chunks=tuple(out_chunks), dtype=dtype, meta=meta)
 
 
+def _sliding_lengths(plan, ndim: int) -> list:
+    """The result's length along each axis of x (None for batch axes)."""
+    out = dict(zip(plan.axes, plan.out_sliding))
+    return [out.get(a) for a in range(ndim)]
+
+
 def _empty(shape: tuple, dtype) -> da.Array:
     """An empty result (some output axis has length 0)."""
     return da.empty(shape, dtype=dtype)
@@ -145,6 +152,18 @@ def correlate(x: da.Array, kernel, mode="full", *, boundary="constant", cval=0.0
         k = k[(slice(None, None, -1),) * k.ndim].copy()
     if plan.n_outputs == 0:
         return _empty(plan.result_shape, plan.result_dtype)
+    if sparse_windows(plan):
+        # taps mostly in the padding (a huge dilation): no padded array, no halos; each block
+        # holds its images' whole sliding axes and the in-memory call gathers the taps
+        whole = x.rechunk({a: -1 for a in plan.axes})
+        chunks = tuple((o,) if a in plan.axes else c for a, (c, o) in
+                       enumerate(zip(whole.chunks, _sliding_lengths(plan, x.ndim))))
+
+        def sparse_block(b):
+            return compute.correlate_arrays(b, k, mode, boundary, cval, stride, dilation, plan.axes, None,
+                                            plan.result_dtype, plan.clip, plan.method, backend, False)
+
+        return whole.map_blocks(sparse_block, chunks=chunks, dtype=plan.result_dtype)
     xp = x
     if plan.boundary == "constant" and not representable(plan.cval, x.dtype):
         xp = xp.astype(plan.compute_dtype)  # the fill value needs the compute dtype

@@ -16,9 +16,32 @@ def rank_tolerance(kernel_shape: tuple, dtype) -> float:
     return float(max(kernel_shape) * np.finfo(np.dtype(dtype)).eps)
 
 
-def separable_terms(kernel: np.ndarray, rtol: float) -> list:
+# The SVD of an m x n unfolding costs about m * n * min(m, n) flops; above this budget (a
+# 512 x 512 kernel, ~0.1 s) it would cost more than the filtering it could save (a 4000 x
+# 4000 kernel took 77 s), so such kernels are not split.
+SVD_BUDGET = 512**3
+
+
+def splittable(kernel: np.ndarray) -> bool:
+    """Whether separable_terms will look for rank-1 terms: every value finite (LAPACK's SVD
+    hangs or fails on inf and NaN; direct summation keeps them local) and the unfolding
+    within SVD_BUDGET.
+
+    Examples
+    --------
+    >>> splittable(np.ones((3, 3))), splittable(np.array([[1.0, np.inf], [1.0, 1.0]]))
+    (True, False)
+    """
+    if kernel.ndim < 2 or not np.isfinite(kernel).all():
+        return False
+    m, n = kernel.shape[0], kernel.size // kernel.shape[0]
+    return m * n * min(m, n) <= SVD_BUDGET
+
+
+def separable_terms(kernel: np.ndarray, rtol: float):
     """Split an N-D kernel into terms [t_0, ..., t_{n-1}] (1-D tap vectors, one per axis)
-    whose outer products sum to `kernel` within `rtol` relative to its largest singular value.
+    whose outer products sum to `kernel` within `rtol` relative to its largest singular value;
+    None when the kernel is not splittable() (non-finite values, or too large to pay off).
 
     A 2-D kernel of rank r gives r terms. A 3-D kernel unfolds its first axis against the
     rest, and each right factor is split again, so it gives up to r1*r2 terms.
@@ -31,8 +54,12 @@ def separable_terms(kernel: np.ndarray, rtol: float) -> list:
     >>> terms = separable_terms(np.outer(g, [1.0, 0.0, -1.0]), 1e-12)
     >>> len(terms), np.allclose(np.outer(*terms[0]), np.outer(g, [1.0, 0.0, -1.0]))
     (1, True)
+    >>> separable_terms(np.array([[np.nan, 1.0], [1.0, 1.0]]), 1e-12) is None
+    True
     """
     kernel = np.ascontiguousarray(kernel, dtype=np.float64)
+    if not splittable(kernel):
+        return None
     terms = _cached_terms(kernel.tobytes(), kernel.shape, float(rtol))
     return [[t.copy() for t in term] for term in terms]
 

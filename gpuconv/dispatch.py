@@ -72,17 +72,33 @@ def resolve_backend(backend, kind: str) -> str:
     return backend
 
 
+def detached(obj):
+    """A torch tensor that requires grad, detached (gpuconv does not track gradients); any
+    other object as it is."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor) and obj.requires_grad:
+        return obj.detach()
+    return obj
+
+
+def native_order(a: np.ndarray) -> np.ndarray:
+    """`a` in the machine's byte order: itself, or one converted copy of big-endian data."""
+    return a if a.dtype.isnative else a.astype(a.dtype.newbyteorder("="))
+
+
 def to_numpy(name: str, obj) -> np.ndarray:
-    """A host array view of `obj` (no copy for numpy arrays and CPU DLPack producers)."""
+    """A host array view of `obj` in native byte order (no copy for numpy arrays and CPU
+    DLPack producers already in native order)."""
     if isinstance(obj, np.ndarray):
-        return obj
+        return native_order(obj)
+    obj = detached(obj)
     if array_kind(obj) == "dlpack-cpu":
         try:
-            return np.from_dlpack(obj)
+            return native_order(np.from_dlpack(obj))
         except (TypeError, BufferError, RuntimeError):
-            pass  # e.g. a tensor that requires grad: fall back to the array protocol
+            pass  # a producer that cannot export: fall back to the array protocol
     try:
-        return np.asarray(obj)
+        return native_order(np.asarray(obj))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name} could not be read as an array: {exc}") from None
 

@@ -20,7 +20,7 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
     >>> compute_dtype(np.dtype("uint8")), compute_dtype(np.dtype("int32"))
     (dtype('float32'), dtype('float64'))
     """
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype).newbyteorder("=")
     if dtype in _FLOAT32_COMPUTE:
         return np.dtype(np.float32)
     if dtype in _FLOAT64_COMPUTE:
@@ -30,7 +30,7 @@ def compute_dtype(dtype: np.dtype) -> np.dtype:
 
 def default_result_dtype(dtype: np.dtype) -> np.dtype:
     """The result dtype without `out_dtype`: the compute dtype, except float16 stays float16."""
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype).newbyteorder("=")
     return dtype if dtype == np.float16 else compute_dtype(dtype)
 
 
@@ -54,8 +54,9 @@ def finish(y: np.ndarray, result_dtype: np.dtype, clip=None, out=None, finite: b
     """Apply the output epilogue to a compute-dtype result `y` (may modify `y` in place).
 
     `clip=(lo, hi)` clamps first (either side may be None). An integer `result_dtype` then
-    rounds half to even and saturates to the type's range (OpenCV's saturate_cast): +inf goes
-    to the maximum, -inf to the minimum and NaN to 0. Float results are a plain cast.
+    rounds half to even and saturates to the type's range (OpenCV's saturate_cast): +inf and
+    everything above the type's maximum go to the maximum (2**31 - 1 for int32, also from
+    float32), -inf to the minimum and NaN to 0. Float results are a plain cast.
     With `out`, the result is written there; `finite=True` promises y holds no NaN/inf.
 
     Examples
@@ -66,15 +67,25 @@ def finish(y: np.ndarray, result_dtype: np.dtype, clip=None, out=None, finite: b
     result_dtype = np.dtype(result_dtype)
     if clip is not None:
         np.clip(y, clip[0], clip[1], out=y)
+    above = None
     if result_dtype.kind in "iu":
         lo, hi = integer_bounds(result_dtype, y.dtype)
         np.rint(y, out=y)
+        if int(hi) < np.iinfo(result_dtype).max:
+            # the type's maximum has no exact float value (2**31 - 1 in float32): values past
+            # the widest exact one, +inf included, get it after the cast
+            above = y > hi
+            if not above.any():
+                above = None
         if not finite:  # callers that know there is no NaN/inf skip this pass
             np.nan_to_num(y, copy=False, nan=0.0, posinf=hi, neginf=lo)
         np.clip(y, lo, hi, out=y)
     if out is None:
-        return y.astype(result_dtype, copy=False)
-    np.copyto(out, y, casting="unsafe")
+        out = y.astype(result_dtype, copy=False)
+    else:
+        np.copyto(out, y, casting="unsafe")
+    if above is not None:
+        out[above] = np.iinfo(result_dtype).max
     return out
 
 

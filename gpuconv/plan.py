@@ -3,6 +3,8 @@ all checked and resolved, so a backend needs no validation of its own; and the b
 (correlate_plan, conv_plan) that check every argument and make one."""
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +141,20 @@ class ConvPlan:
 
 # ---- building plans: every argument checked once, for every backend and for Dask ----------------
 
+# No array can hold more elements than this (numpy's intp, bytes included, with room to spare).
+MAX_ELEMENTS = 2**60
+
+
+def _check_result_size(shape, axes, out_sliding, mode, kshape, stride, dilation) -> None:
+    """Refuse a result no array can hold (a huge dilation in "full" mode), naming the cause."""
+    batch = math.prod(n for a, n in enumerate(shape) if a not in axes)
+    total = batch * math.prod(out_sliding)
+    if total > MAX_ELEMENTS or any(n > MAX_ELEMENTS for n in out_sliding):
+        raise ValueError(f"the result would have shape {tuple(out_sliding)} along the sliding axes ({total} elements), "
+                         f"more than any array holds: mode={mode!r} with kernel shape {tuple(kshape)}, "
+                         f"dilation={dilation}, stride={stride}; use a smaller dilation or mode='same'/'valid'")
+
+
 def correlate_plan(shape: tuple, dtype, kernel: np.ndarray, mode, boundary, cval, stride, dilation, axes,
                    out_dtype, clip, method) -> CorrelatePlan:
     """Check every argument of correlate/convolve (all but `out`, `backend`) for an input of
@@ -158,17 +174,34 @@ def correlate_plan(shape: tuple, dtype, kernel: np.ndarray, mode, boundary, cval
     dilation = checks.check_int_tuple("dilation", dilation, nd, 1)
     requested = None if out_dtype is None else checks.check_out_dtype("out_dtype", out_dtype)
     clip = checks.check_clip(clip)
-    for ax in axes:
-        if shape[ax] == 0:
-            raise ValueError(f"x has length 0 along sliding axis {ax} (shape {shape}); each sliding axis needs at least one sample")
     in_sliding = tuple(shape[a] for a in axes)
     pads = [mode_pads(n, k, mode, s, d) for n, k, s, d in zip(in_sliding, kernel.shape, stride, dilation)]
+    # an empty sliding axis gives an empty result in every mode, as scipy does
+    pads = [(lo, hi, 0 if n == 0 else length) for (lo, hi, length), n in zip(pads, in_sliding)]
+    _check_result_size(shape, axes, [p[2] for p in pads], mode, kernel.shape, stride, dilation)
     return CorrelatePlan(
         batch_shape=tuple(shape[a] for a in range(len(shape)) if a not in axes), in_sliding=in_sliding, axes=axes,
         in_shape=shape, kernel_shape=kernel.shape, out_sliding=tuple(p[2] for p in pads),
         pad_lo=tuple(p[0] for p in pads), pad_hi=tuple(p[1] for p in pads), stride=stride, dilation=dilation,
         boundary=boundary, cval=cval, compute_dtype=compute_dtype(dtype),
         result_dtype=requested if requested is not None else default_result_dtype(dtype), clip=clip, method=method)
+
+
+def without_idle_steps(plan: CorrelatePlan) -> CorrelatePlan:
+    """The same problem with stride 1 along axes of one output and dilation 1 along one-tap
+    axes, where they change nothing: so no engine sizes a buffer or a strided view by a
+    stride of 2**62. For the backends only; a Dask block's own "valid" problem still needs
+    the stride it was given.
+
+    Examples
+    --------
+    >>> p = correlate_plan((1, 2), np.float64, np.ones(1), "full", "constant", 0.0, 2**62, 5, None, None, None, "auto")
+    >>> without_idle_steps(p).stride, without_idle_steps(p).dilation
+    ((1,), (1,))
+    """
+    stride = tuple(1 if o <= 1 else s for s, o in zip(plan.stride, plan.out_sliding))
+    dilation = tuple(1 if k == 1 else d for d, k in zip(plan.dilation, plan.kernel_shape))
+    return dataclasses.replace(plan, stride=stride, dilation=dilation)
 
 
 _LAYOUTS = {1: ("NCL", "NLC"), 2: ("NCHW", "NHWC")}

@@ -153,8 +153,9 @@ __device__ __forceinline__ Idx gc_remap_folded(Idx e, Idx n_elems, int fold) {
 
 // ---- the epilogue -----------------------------------------------------------------------------
 // clip (NaN passes through, as numpy.clip), then for integer results: round half to even,
-// NaN -> 0, saturate to [ilo, ihi] (the widest Acc values that convert exactly; the host
-// computes them with gpuconv.dtypes.integer_bounds).
+// NaN -> 0, saturate: below ilo -> ilo, above ihi -> the type's maximum ([ilo, ihi] are the
+// widest Acc values that convert exactly; the host computes them with
+// gpuconv.dtypes.integer_bounds).
 template <typename Acc>
 struct GcEpilogue {
     Acc clip_lo, clip_hi;   // -inf / +inf when not clipping
@@ -173,15 +174,23 @@ __device__ __forceinline__ gc_half gc_cast_out<gc_half, float>(float v) { return
 template <>
 __device__ __forceinline__ gc_half gc_cast_out<gc_half, double>(double v) { return gc_double_to_half(v); }
 
+// The largest value of an integer type (2**31 - 1 for int), which float may not hold exactly.
+template <typename Out>
+__device__ __forceinline__ Out gc_int_max() {
+    return (Out)(Out(-1) > Out(0) ? ~0ull : (1ull << (8 * sizeof(Out) - 1)) - 1);
+}
+
 template <typename Out, typename Acc>
 __device__ __forceinline__ Out gc_finish(Acc v, const GcEpilogue<Acc>& ep) {
     v = v < ep.clip_lo ? ep.clip_lo : v;                  // comparisons with NaN are false:
     v = v > ep.clip_hi ? ep.clip_hi : v;                  // NaN stays NaN, as in numpy.clip
-    if (GcIsInt<Out>::value) {
+    if constexpr (GcIsInt<Out>::value) {
         v = rint(v);                                      // half to even
         v = v != v ? (Acc)0 : v;
+        // past the widest exactly-convertible value (+inf too): the type's true maximum,
+        // which float32 cannot hold for 32/64-bit types (2147483520 would come out otherwise)
+        if (v > ep.int_hi) return gc_int_max<Out>();
         v = v < ep.int_lo ? ep.int_lo : v;
-        v = v > ep.int_hi ? ep.int_hi : v;
     }
     return gc_cast_out<Out, Acc>(v);
 }

@@ -47,7 +47,11 @@ __device__ __forceinline__ Acc gc_activate(Acc v, long long act) {
         case GC_ACT_RELU: return v < (Acc)0 ? (Acc)0 : v;
         case GC_ACT_LEAKY: return v < (Acc)0 ? v * (Acc)0.01f : v;   // float32(0.01) as numpy
         case GC_ACT_TANH: return tanh(v);
-        case GC_ACT_SIGMOID: return (Acc)0.5 * ((Acc)1 + tanh((Acc)0.5 * v));
+        case GC_ACT_SIGMOID: {                  // e = exp(-|v|) <= 1: no cancellation, no overflow
+            const Acc e = exp(-fabs(v));
+            const Acc r = (Acc)1 / ((Acc)1 + e);
+            return v < (Acc)0 ? e * r : r;
+        }
         default: return v;
     }
 }

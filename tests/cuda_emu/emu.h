@@ -41,8 +41,11 @@ inline double2 make_double2(double x, double y) { return {x, y}; }
 inline dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 template <typename T> inline T __ldg(const T* p) { return *p; }
+using std::exp;   // the float overloads, as CUDA's math functions have them
+using std::fabs;
 using std::fma;
 using std::rint;
+using std::tanh;
 template <typename T> inline T min(T a, T b) { return a < b ? a : b; }
 template <typename T> inline T max(T a, T b) { return a > b ? a : b; }
 

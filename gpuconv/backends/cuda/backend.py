@@ -30,6 +30,7 @@ from .conv_plan import arithmetic, plan_conv_launch
 from .correlate_plan import BatchAxesError, plan_launch, plan_separable_launch
 from .cost import finish_plan, pass_plan
 from .fft import fft_correlate
+from ..numpy.gather import gather_correlate, sparse_windows
 
 
 def _default_runtime():
@@ -59,15 +60,19 @@ class CudaBackend:
     # ---- arrays in and out ----------------------------------------------------------------
     def device_array(self, name: str, obj):
         """A runtime array viewing `obj` with no copy (CuPy arrays, __cuda_array_interface__,
-        CUDA DLPack producers such as torch tensors)."""
+        CUDA DLPack producers such as torch tensors; one that requires grad is detached:
+        gpuconv does not track gradients)."""
+        from ...dispatch import detached
+
         xp = self.xp
         if isinstance(obj, xp.ndarray):
             return obj
+        obj = detached(obj)
         if hasattr(obj, "__dlpack__") and xp.__name__ == "cupy":
             try:
                 return xp.from_dlpack(obj)
             except (TypeError, BufferError, RuntimeError, ValueError):
-                pass  # e.g. a tensor that requires grad: try the array interface next
+                pass  # a producer that cannot export: try the array interface next
         try:
             return xp.asarray(obj)
         except (ValueError, TypeError) as exc:
@@ -148,6 +153,11 @@ class CudaBackend:
         if np.dtype(x.dtype) not in NATIVE_INPUTS:  # bool, 32/64-bit ints: one conversion pass
             x = x.astype(plan.compute_dtype)
         y = out if out is not None else xp.empty(plan.result_shape, dtype=plan.result_dtype)
+        if sparse_windows(plan):  # taps mostly in the padding, or offsets past 64-bit indexing
+            trailing = tuple(range(x.ndim - plan.ndim, x.ndim))
+            r = gather_correlate(xp, x, kernel, plan).reshape(plan.out_shape)
+            self._finish(r, xp.moveaxis(y, plan.axes, trailing), plan)
+            return y
         method, terms = self.resolve_method(plan, kernel, x.dtype)
         if method == "fft":
             self._fft(x, y, kernel, plan)
@@ -160,13 +170,17 @@ class CudaBackend:
     @staticmethod
     def resolve_method(plan: CorrelatePlan, kernel: np.ndarray, in_dtype) -> tuple:
         """(method, separable terms or None) for plan.method: "auto" asks the GPU cost model
-        (gpuconv.backends.cuda.cost); "separable" on a 1-D kernel is "direct"."""
+        (gpuconv.backends.cuda.cost); "separable" on a 1-D kernel is "direct". As in the
+        numpy backend, a kernel with NaN or inf runs direct under "auto" and "separable", and
+        "separable" on a kernel too large to split runs as "auto" without it."""
+        from .cost import choose_cuda
+
+        if not np.isfinite(kernel).all() and plan.method in ("auto", "separable"):
+            return "direct", None
         terms = None
         if plan.method in ("separable", "auto") and plan.ndim > 1:
             terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
-        if plan.method == "auto":
-            from .cost import choose_cuda
-
+        if plan.method == "auto" or (plan.method == "separable" and plan.ndim > 1 and terms is None):
             return choose_cuda(plan, np.dtype(in_dtype), None if terms is None else len(terms)), terms
         if plan.method == "separable" and terms is None:
             return "direct", None

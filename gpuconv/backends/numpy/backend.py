@@ -18,6 +18,7 @@ from ...dtypes import finish, representable
 from ...plan import ConvPlan, CorrelatePlan
 from .bank import apply_activation, conv_channels_first, conv_channels_last
 from .fft import fft_correlate
+from .gather import gather_correlate, sparse_windows
 from .fft import padded_extent as fft_extent
 from .pad import pad_into
 from .taps import taps_correlate
@@ -122,15 +123,21 @@ class NumpyBackend:
 
     def resolve_method(self, plan: CorrelatePlan, kernel: np.ndarray) -> tuple:
         """(engine, separable terms or None): "auto" asks the cost model among all engines,
-        "direct" between its two (Toeplitz GEMM, taps); 1-D kernels are never "separable"."""
+        "direct" between its two (Toeplitz GEMM, taps); 1-D kernels are never "separable".
+        A kernel with NaN or inf runs direct whatever the method asks (no SVD, and an FFT
+        would spread it over the whole image); "separable" on a kernel too large to split
+        runs as "auto" without it."""
+        direct = ("toeplitz", "taps")
+        if not np.isfinite(kernel).all() and plan.method in ("auto", "separable"):
+            return cost.choose_numpy(plan, None, direct), None
         terms = None
         if plan.method in ("separable", "auto") and plan.ndim > 1:
             terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
         rank = len(terms) if terms else None
-        if plan.method == "auto":
+        if plan.method == "auto" or (plan.method == "separable" and plan.ndim > 1 and terms is None):
             return cost.choose_numpy(plan, rank), terms
         if plan.method == "direct" or (plan.method == "separable" and plan.ndim == 1):
-            return cost.choose_numpy(plan, None, ("toeplitz", "taps")), terms
+            return cost.choose_numpy(plan, None, direct), terms
         if plan.method in cost.ENGINES:  # "separable", "fft", or an engine named directly
             return plan.method, terms
         raise ValueError(f"method={plan.method!r} is not a numpy engine")
@@ -156,6 +163,10 @@ class NumpyBackend:
 
     def _correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
         cd = plan.compute_dtype
+        if sparse_windows(plan):  # taps mostly in the padding: gather, never pad
+            nd = plan.ndim
+            y = gather_correlate(np, x, kernel, plan).reshape(plan.out_shape)
+            return finish(np.moveaxis(y, tuple(range(y.ndim - nd, y.ndim)), plan.axes), plan.result_dtype, plan.clip)
         k = np.asarray(kernel, dtype=cd)
         method, terms = self.resolve_method(plan, kernel)
         fold = self.channels_fold(x, plan, method)
@@ -261,9 +272,12 @@ class NumpyBackend:
             widths = [(0, 0)] + list(zip(plan.pad_lo, plan.pad_hi)) + [(0, 0)]
         else:
             widths = [(0, 0), (0, 0)] + list(zip(plan.pad_lo, plan.pad_hi))
-        xp = np.pad(x, widths, mode=plan.boundary) if plan.boundary != "constant" else np.pad(x, widths)
-        engine = conv_channels_last if plan.channels_last else conv_channels_first
-        y = engine(xp, w, plan.groups, plan.out_spatial, plan.stride, plan.dilation)
+        if plan.channels == 0:  # no input channels: every sum is empty, as in torch (bias only)
+            y = np.zeros(plan.batched_out_shape, dtype=cd)
+        else:
+            xp = np.pad(x, widths, mode=plan.boundary) if plan.boundary != "constant" else np.pad(x, widths)
+            engine = conv_channels_last if plan.channels_last else conv_channels_first
+            y = engine(xp, w, plan.groups, plan.out_spatial, plan.stride, plan.dilation)
         if bias is not None:
             b = np.asarray(bias, dtype=cd)
             y += b if plan.channels_last else b.reshape((-1,) + (1,) * nd)
