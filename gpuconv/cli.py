@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,9 @@ KERNEL_FILE_EXTENSIONS = (".npy", ".txt", ".csv")
 
 
 def load_kernel(spec: str) -> tuple:
-    """(kernel, label) from a name/spec ("gaussian:11:2") or a .npy/.txt/.csv file.
+    """(kernel, label) from a name/spec ("gaussian:11:2") or a .npy/.txt/.csv file; a
+    ValueError naming the file for anything else (empty, not numbers, complex, not 2-D,
+    sides over gpuconv.kernels.MAX_SIZE).
 
     Examples
     --------
@@ -34,23 +38,34 @@ def load_kernel(spec: str) -> tuple:
     ('sobel_left', (3, 3))
     """
     path = Path(spec)
-    if path.suffix.lower() in KERNEL_FILE_EXTENSIONS:
-        if not path.is_file():
-            raise ValueError(f"kernel file {spec} does not exist")
-        try:
+    if path.suffix.lower() not in KERNEL_FILE_EXTENSIONS:
+        return kernels.get(spec), re.sub(r"[^A-Za-z0-9.]+", "_", spec).strip("_")
+    if not path.is_file():
+        raise ValueError(f"kernel file {spec} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # loadtxt's "no data" warning: the size check below says it
             if path.suffix.lower() == ".npy":
                 k = np.load(path, allow_pickle=False)
             else:
                 k = np.loadtxt(path, delimiter="," if path.suffix.lower() == ".csv" else None, ndmin=2)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"kernel file {spec} could not be read: {exc}") from None
-        k = np.asarray(k, dtype=np.float64)
-        if k.ndim == 1:
-            k = k[None, :]
-        if k.ndim != 2 or k.size == 0:
-            raise ValueError(f"kernel file {spec} holds shape {k.shape}; a 2-D kernel is needed")
-        return k, path.stem
-    return kernels.get(spec), re.sub(r"[^A-Za-z0-9.]+", "_", spec).strip("_")
+    except EOFError:
+        raise ValueError(f"kernel file {spec} is empty") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"kernel file {spec} could not be read: {exc}") from None
+    if k.dtype.kind == "c":
+        raise ValueError(f"kernel file {spec} holds complex values ({k.dtype}); kernels are real")
+    if k.dtype.kind not in "biuf":
+        raise ValueError(f"kernel file {spec} holds {k.dtype} values, not numbers")
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim == 1:
+        k = k[None, :]
+    if k.ndim != 2 or k.size == 0:
+        raise ValueError(f"kernel file {spec} holds shape {k.shape}; a non-empty 2-D kernel is needed")
+    if max(k.shape) > kernels.MAX_SIZE:
+        raise ValueError(f"kernel file {spec} holds a {k.shape[0]}x{k.shape[1]} kernel; the limit is "
+                         f"{kernels.MAX_SIZE} per side")
+    return k, path.stem
 
 
 def _backend_for(device: str):
@@ -94,41 +109,91 @@ class _TqdmProgress:
         self.bar.close()
 
 
-def cmd_apply(args) -> int:
-    """`gpuconv apply`: filter files; 0 all written, 1 some skipped, 2 usage error."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: writes in flight finish or clean up, nothing partial stays."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _usage(message: str) -> int:
+    print(f"gpuconv apply: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_apply_args(args):
+    """Usage errors of `apply` found before any file is touched: (kernel, label, backend,
+    out_dtype). Raises ValueError/TypeError with the one-line message."""
+    kernel, label = load_kernel(args.kernel)
+    backend = _backend_for(args.device)
+    out_dtype = None if args.out_dtype is None else checks.check_out_dtype("--out-dtype", args.out_dtype)
+    if args.suffix is not None and (any(sep in args.suffix for sep in ("/", "\\", os.sep, os.altsep or "/"))
+                                    or args.suffix in (".", "..")):
+        raise ValueError(f"--suffix {args.suffix!r} holds a path separator; outputs stay in -o's folder")
+    for name, value, lo, hi in (("--max-pixels", args.max_pixels, 1, None), ("--quality", args.quality, 1, 100),
+                                ("--png-compression", args.png_compression, 0, 9)):
+        if value is not None and (value < lo or (hi is not None and value > hi)):
+            raise ValueError(f"{name} {value} is out of range; accepted: {lo}..{hi if hi is not None else 'any'}")
+    outdir = Path(args.outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"-o {outdir} is a file; -o names a folder (created if missing)")
     try:
-        kernel, label = load_kernel(args.kernel)
-        backend = _backend_for(args.device)
-        out_dtype = None if args.out_dtype is None else checks.check_out_dtype("--out-dtype", args.out_dtype)
+        outdir.mkdir(parents=True, exist_ok=True)
+        probe_file = outdir / f".gpuconv-write-check-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot write into -o {outdir}: {exc.strerror or exc}") from None
+    return kernel, label, backend, out_dtype
+
+
+def cmd_apply(args) -> int:
+    """`gpuconv apply`: filter files; 0 all written, 1 some skipped, 2 usage error,
+    130 interrupted (143 terminated)."""
+    try:
+        kernel, label, backend, out_dtype = _check_apply_args(args)
     except (ValueError, TypeError) as exc:
-        print(f"gpuconv apply: {exc}", file=sys.stderr)
-        return 2
+        return _usage(str(exc))
     if args.max_pixels:
         from PIL import Image
 
         Image.MAX_IMAGE_PIXELS = args.max_pixels  # process-wide: this command's own limit
-    files, problems = pipeline.expand_inputs(args.inputs)
+    files, problems = pipeline.expand_inputs(args.inputs, recursive=args.recursive)
     for name, why in problems:
         print(f"gpuconv apply: {name}: {why}", file=sys.stderr)
     suffix = args.suffix if args.suffix is not None else f"_{label}"
-    progress = _progress(len(files), args.quiet)
+    report = pipeline.Report()
     try:
-        report = pipeline.run(kernel, files, args.outdir, suffix=suffix, boundary=args.boundary, mode=args.mode,
-                              out_dtype=out_dtype, batch_size=args.batch_size, workers=args.workers,
-                              overwrite=args.overwrite, backend=backend, progress=progress)
-    except KeyboardInterrupt:
-        print("gpuconv apply: interrupted; finished outputs are complete, no partial files were left",
-              file=sys.stderr)
-        return 130
+        jobs = pipeline.plan(files, Path(args.outdir), suffix, args.overwrite, report, fmt=args.format,
+                             out_dtype=out_dtype, kernel_shape=kernel.shape, mode=args.mode)
+    except (pipeline.FormatError, ValueError) as exc:
+        return _usage(str(exc))
+    progress = _progress(len(jobs), args.quiet)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if hasattr(signal, "SIGTERM") else None
+    try:
+        done = pipeline.run(kernel, files, args.outdir, boundary=args.boundary, mode=args.mode, out_dtype=out_dtype,
+                            batch_size=args.batch_size, workers=args.workers, overwrite=args.overwrite,
+                            backend=backend, progress=progress, quality=args.quality,
+                            png_compression=args.png_compression if args.png_compression is not None
+                            else pipeline.DEFAULT_PNG_COMPRESSION, jobs=jobs)
+    except KeyboardInterrupt as exc:
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        print(f"gpuconv apply: {what}; finished outputs are complete, no partial files were left", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if progress is not None:
             progress.close()
+    report.written += done.written
+    report.failed += done.failed
     for name, why in report.failed:
         print(f"gpuconv apply: skipped {name}: {why}", file=sys.stderr)
     if not args.quiet:
-        rate = len(report.written) / max(report.seconds, 1e-9)
+        rate = len(report.written) / max(done.seconds, 1e-9)
         print(f"gpuconv apply: wrote {len(report.written)} of {len(files)} images to {args.outdir} "
-              f"in {report.seconds:.2f} s ({rate:.1f} images/s); {len(report.failed) + len(problems)} problem(s)",
+              f"in {done.seconds:.2f} s ({rate:.1f} images/s); {len(report.failed) + len(problems)} problem(s)",
               file=sys.stderr)
     return 0 if report.ok and not problems else 1
 
@@ -163,12 +228,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     p.add_argument("--boundary", choices=checks.BOUNDARIES, default="edge")
     p.add_argument("--mode", choices=checks.MODES, default="same")
-    p.add_argument("--out-dtype", default=None, help="result dtype (default: integer images keep theirs)")
+    p.add_argument("--out-dtype", default=None,
+                   help="result dtype (default: integer images keep theirs, float images stay float)")
+    p.add_argument("--format", choices=sorted(ext.lstrip(".") for ext in pipeline.FORMATS), default=None,
+                   help="output format (default: each input's own); npy holds any result")
+    p.add_argument("--quality", type=int, default=None,
+                   help="JPEG quality 1-100 (default: a JPEG input's own tables, else 95)")
+    p.add_argument("--png-compression", type=int, default=None,
+                   help=f"PNG zlib level 0-9 (default {pipeline.DEFAULT_PNG_COMPRESSION}; 1 encodes ~3x faster, "
+                        "files ~15%% larger)")
+    p.add_argument("-r", "--recursive", action="store_true", help="also take the images in subfolders of folders")
     p.add_argument("--suffix", default=None, help="added to each output's file name (default: _KERNEL)")
-    p.add_argument("--batch-size", type=int, default=8, help="same-size images filtered together (default 8)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="same-size frames filtered per call (default: 1 on the CPU, 8 on a GPU)")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="threads decoding and encoding files")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--max-pixels", type=int, default=None, help="raise Pillow's decompression-bomb limit")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="Pillow's decompression-bomb limit in pixels (default 89478485)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     p.set_defaults(func=cmd_apply)
     p = sub.add_parser("kernels", help="list the named kernels")
@@ -188,16 +264,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _bad_arch(command: str, arch) -> bool:
+    """Print a usage error for an --arch that names no CUDA architecture."""
+    if arch is None or re.fullmatch(r"(sm|compute)_\d+[a-z]?", arch):
+        return False
+    print(f"gpuconv {command}: --arch {arch!r} is not a CUDA architecture; expected one like sm_90", file=sys.stderr)
+    return True
+
+
 def cmd_doctor(args) -> int:
     from . import doctor
 
+    if _bad_arch("doctor", args.arch):
+        return 2
     return doctor.run(args.arch, args.verbose, args.jobs)
 
 
 def cmd_build_kernels(args) -> int:
-    """Exit 0 when every variant is in the cache, 1 when some failed to compile, 2 without NVRTC."""
+    """Exit 0 when every variant is in the cache, 1 when some failed to compile, 2 without
+    NVRTC or for a bad --arch."""
     from . import doctor
 
+    if _bad_arch("build-kernels", args.arch):
+        return 2
     report = doctor.build(args.arch, args.jobs)
     if report is None:
         return 2
@@ -212,7 +301,7 @@ def main(argv=None) -> int:
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print(f"gpuconv {args.command}: --jobs must be >= 1", file=sys.stderr)
         return 2
-    if getattr(args, "batch_size", 1) < 1 or (getattr(args, "workers", 1) or 1) < 1:
+    if (getattr(args, "batch_size", None) is not None and args.batch_size < 1) or (getattr(args, "workers", 1) or 1) < 1:
         print("gpuconv apply: --batch-size and --workers must be >= 1", file=sys.stderr)
         return 2
     try:

@@ -8,6 +8,7 @@ labelled gallery to an output folder, plus a folder of sample images (inputs/) f
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -76,7 +77,13 @@ def main(argv=None) -> int:
     ap.add_argument("--image", default=None, help="input image (default: the shipped photograph)")
     args = ap.parse_args(argv)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if out.exists() and not out.is_dir():
+            raise OSError(f"{out} is a file; --out names a folder")
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"gpuconv demo: cannot write into --out {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
     print("Seed examples")
     ok = True

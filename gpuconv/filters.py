@@ -17,7 +17,7 @@ from . import api, kernels
 from .dispatch import is_cupy_array, to_numpy
 from .dtypes import compute_dtype, finish
 
-__all__ = ["apply", "gaussian_blur", "box_blur", "sharpen", "outline", "emboss", "laplacian", "sobel",
+__all__ = ["apply", "as_kernel", "gaussian_blur", "box_blur", "sharpen", "outline", "emboss", "laplacian", "sobel",
            "sobel_magnitude", "spatial_axes"]
 
 
@@ -41,7 +41,14 @@ def spatial_axes(ndim: int, channel_axis) -> tuple:
     return (rest[-2], rest[-1])
 
 
-def _kernel(kernel) -> np.ndarray:
+def as_kernel(kernel) -> np.ndarray:
+    """A 2-D kernel from a name or spec ("sobel:left", "gaussian:11:2") or an array.
+
+    Examples
+    --------
+    >>> as_kernel("box:2").tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
     if isinstance(kernel, str):
         return kernels.get(kernel)
     k = to_numpy("kernel", kernel)
@@ -85,7 +92,7 @@ def apply(image, kernel, *, channel_axis=-1, mode="same", boundary="edge", cval=
            [11, 11, 11]], dtype=uint8)
     """
     axes = spatial_axes(np.ndim(image), channel_axis)
-    return api.correlate(image, _kernel(kernel), mode, boundary=boundary, cval=cval, axes=axes,
+    return api.correlate(image, as_kernel(kernel), mode, boundary=boundary, cval=cval, axes=axes,
                          out_dtype=_default_out_dtype(image, out_dtype), clip=clip, method=method, backend=backend)
 
 

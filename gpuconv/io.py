@@ -1,19 +1,22 @@
-"""Reading and writing images with Pillow, and grayscale conversion.
+"""Images as arrays, for Python users: read_image, write_image (display-oriented: floats in
+[0, 1] become 8-bit), grayscale conversion. `gpuconv apply` uses gpuconv.imagefile, which
+keeps every frame, bit depth and float-ness, and the metadata.
 
 Arrays are (H, W) for one channel and (H, W, C) otherwise: uint8 for 8-bit images, uint16 for
-16-bit grayscale. Writing takes uint8 (L, RGB, RGBA), uint16 (H, W) (16-bit grayscale), or
+16-bit ones. Writing takes uint8 (L, LA, RGB, RGBA), uint16 (H, W) (16-bit grayscale), or
 floats, which are clipped to [0, 1] and scaled to 0..255 (rounded half to even).
 """
 from __future__ import annotations
 
-import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-_CHANNEL_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+from .imagefile import ImageReadError, read_file  # noqa: F401  (ImageReadError is part of this API)
+
+_CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 def sample_image_path() -> Path:
@@ -25,64 +28,23 @@ def sample_image_path() -> Path:
     return Path(str(resources.files("gpuconv").joinpath("data/coffee.png")))
 
 
-class ImageReadError(ValueError):
-    """An image file that cannot be read: missing, corrupt, not an image, or too large."""
-
-
-def _open(path):
-    """Image.open with Pillow's decompression-bomb limit kept on and its errors named.
-
-    Pillow warns above PIL.Image.MAX_IMAGE_PIXELS and refuses above twice that; both become an
-    ImageReadError that names the file and how to raise the limit for a trusted file.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageReadError(
-            f"{path}: larger than Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS} pixels ({exc}); "
-            "if you trust the file, raise the limit with `gpuconv apply --max-pixels N` or "
-            "PIL.Image.MAX_IMAGE_PIXELS = N") from None
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:  # UnidentifiedImageError is an OSError
-        raise ImageReadError(f"{path}: cannot be read as an image ({exc})") from None
-
-
 def read_image(path) -> np.ndarray:
     """Read an image file into an array, with its EXIF orientation applied.
 
-    L -> (H, W) uint8; 16-bit grayscale -> (H, W) uint16; RGB -> (H, W, 3) uint8;
-    RGBA and palette images with transparency -> (H, W, 4) uint8; other modes (P, CMYK,
-    YCbCr, 1, LA) are converted to RGB, RGBA or L first. Files that cannot be read (missing,
-    corrupt, truncated, not an image, over Pillow's decompression-bomb limit) raise
-    ImageReadError, which names the file.
+    L -> (H, W) uint8; LA -> (H, W, 2); RGB -> (H, W, 3); RGBA and palette images with
+    transparency -> (H, W, 4) uint8; 16-bit files keep 16 bits (uint16; 16-bit colour needs
+    OpenCV, the `opencv` extra); float TIFFs stay float32; other modes (P, CMYK, YCbCr, 1)
+    become RGB, RGBA or L. The first frame of an animation (gpuconv.imagefile.read_file
+    gives every frame and the metadata). Files that cannot be read (missing, corrupt,
+    truncated, not an image, over Pillow's decompression-bomb limit) raise ImageReadError,
+    which names the file.
 
     Examples
     --------
     >>> read_image(sample_image_path()).shape
     (256, 384, 3)
     """
-    with _open(path) as im:
-        try:
-            return _decode(ImageOps.exif_transpose(im))
-        except OSError as exc:  # truncated or corrupt pixel data shows only when decoding
-            raise ImageReadError(f"{path}: cannot be decoded ({exc})") from None
-
-
-def _decode(im) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(im, dtype=np.uint16).copy()
-    if im.mode == "I":  # Pillow's 32-bit integer mode, which 16-bit PNGs often load as
-        arr = np.asarray(im)
-        return arr.astype(np.uint16) if arr.min() >= 0 and arr.max() <= 65535 else arr.astype(np.int32)
-    if im.mode == "F":
-        return np.asarray(im, dtype=np.float32).copy()
-    if im.mode not in ("L", "RGB", "RGBA"):
-        has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
-        im = im.convert("RGBA" if has_alpha else ("L" if im.mode == "1" else "RGB"))
-    return np.asarray(im).copy()
+    return read_file(path).frames[0]
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -102,8 +64,8 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def write_image(path, image) -> None:
-    """Write an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array; the format follows the
-    file extension (PNG, JPEG, TIFF, WebP, ...).
+    """Write an (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4) array; the format
+    follows the file extension (PNG, JPEG, TIFF, WebP, ...).
 
     uint16 (H, W) arrays are written as 16-bit grayscale (PNG, TIFF). Floats follow
     `to_uint8`. JPEG has no alpha: RGBA arrays are refused for .jpg/.jpeg. WebP is written
@@ -122,7 +84,7 @@ def write_image(path, image) -> None:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in _CHANNEL_MODES):
-        raise ValueError(f"image has shape {image.shape}; accepted: (H, W), (H, W, 1), (H, W, 3), (H, W, 4)")
+        raise ValueError(f"image has shape {image.shape}; accepted: (H, W), (H, W, 1), (H, W, 2), (H, W, 3), (H, W, 4)")
     path = Path(path)
     if image.dtype == np.uint16 and image.ndim == 2:
         Image.fromarray(image).save(path)

@@ -20,9 +20,17 @@ def _f32(values) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
+# The largest side of a named kernel (and of a kernel file `gpuconv apply` takes): a
+# 1025 x 1025 kernel is 4 MB and already costs a million taps per pixel done directly;
+# box:100000 would ask for 40 GB before any filtering.
+MAX_SIZE = 1025
+
+
 def _check_size(size) -> int:
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
         raise ValueError(f"size={size!r} must be an int >= 1")
+    if size > MAX_SIZE:
+        raise ValueError(f"size={size} is over the limit of {MAX_SIZE} for named kernels")
     return int(size)
 
 
@@ -65,7 +73,10 @@ def gaussian(size: int = 3, sigma: float | None = None) -> np.ndarray:
     if isinstance(sigma, (bool, np.bool_)) or not np.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"sigma={sigma!r} must be a finite number > 0")
     i = np.arange(size, dtype=np.float64)
-    g = np.exp(-((i - (size - 1) / 2) ** 2) / (2.0 * float(sigma) ** 2))
+    # (distance / sigma) first: sigma**2 underflows to 0 for sigma below 1e-154 (0/0 = NaN),
+    # while this tends to the identity as sigma shrinks
+    with np.errstate(over="ignore"):
+        g = np.exp(-0.5 * ((i - (size - 1) / 2) / float(sigma)) ** 2)
     k = np.outer(g, g)
     return (k / k.sum()).astype(np.float32)
 

@@ -8,6 +8,7 @@ from conftest import CUDA
 from PIL import Image
 
 from gpuconv import cli, filters, pipeline
+from gpuconv.imagefile import ImageFile
 from gpuconv.io import ImageReadError, read_image, write_image
 
 
@@ -93,21 +94,21 @@ def test_usage_errors_exit_2(tmp_path, photos, capsys):
 def test_decompression_bomb_limit_is_named(tmp_path, monkeypatch):
     Image.new("L", (100, 100)).save(tmp_path / "big.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(ImageReadError, match=r"big.png: larger than Pillow's decompression-bomb limit.*--max-pixels"):
+    with pytest.raises(ImageReadError, match=r"big.png: 10000 pixels, over the decompression-bomb limit of 1000 pixels.*--max-pixels"):
         read_image(tmp_path / "big.png")
     out = tmp_path / "out"
     assert cli.main(["apply", "box", str(tmp_path / "big.png"), "-o", str(out), "-q", "--max-pixels", "20000"]) == 0
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
-    def failing_save(self, fp, *args, **kwargs):
-        with open(fp, "wb") as f:
+    def failing_write(path, *args, **kwargs):
+        with open(path, "wb") as f:
             f.write(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Image.Image, "save", failing_save)
+    monkeypatch.setattr(pipeline, "write_file", failing_write)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.write_atomic(tmp_path / "x.png", np.zeros((4, 4), np.uint8), overwrite=False)
+        pipeline.write_atomic(tmp_path / "x.png", ImageFile(np.zeros((1, 4, 4), np.uint8), "PNG"), overwrite=False)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -52,8 +52,8 @@ def test_float_rule_and_errors():
     assert to_uint8(np.array([-1.0, 0.0, 0.5, 1.0, 7.0, np.nan])).tolist() == [0, 0, 128, 255, 255, 0]
     with pytest.raises(ValueError, match="int32"):
         to_uint8(np.array([1, 2], dtype=np.int32))
-    with pytest.raises(ValueError, match=r"shape \(4, 4, 2\)"):
-        write_image("x.png", np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match=r"shape \(4, 4, 5\)"):
+        write_image("x.png", np.zeros((4, 4, 5), np.uint8))
 
 
 def test_palette_image_becomes_rgb(tmp_path):

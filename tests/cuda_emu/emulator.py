@@ -89,6 +89,14 @@ def poison(a: np.ndarray) -> None:
         a.view(np.uint8)[...] = 0x5A
 
 
+class _DoneEvent:
+    """The emulator finishes every launch before returning: its events are always done."""
+
+    @staticmethod
+    def synchronize():
+        pass
+
+
 class EmulatedRuntime:
     """Compiles kernel instances into shared libraries (cached on disk by content) and
     launches them on numpy arrays."""
@@ -108,6 +116,35 @@ class EmulatedRuntime:
         if not isinstance(a, np.ndarray):
             raise TypeError(f"a kernel argument is a {type(a).__name__}, not a (emulated) device array")
         return a.ctypes.data
+
+    # ---- streams and transfers, in order (no concurrency to emulate) ----------------------------
+    def new_stream(self):
+        self.streams_made = getattr(self, "streams_made", 0) + 1
+        return f"stream {self.streams_made}"
+
+    @contextlib.contextmanager
+    def use_stream(self, stream):
+        self.current_stream, previous = stream, getattr(self, "current_stream", None)
+        try:
+            yield
+        finally:
+            self.current_stream = previous
+
+    @staticmethod
+    def pinned_empty(shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+    def upload(self, host):
+        self.uploads = getattr(self, "uploads", []) + [getattr(self, "current_stream", None)]
+        return self.xp.asarray(host.copy())
+
+    @staticmethod
+    def download(device, out):
+        out[...] = device
+
+    @staticmethod
+    def record_event():
+        return _DoneEvent()
 
     # ---- devices, as CupyRuntime has them ----------------------------------------------------
     def device_id(self, a) -> int:

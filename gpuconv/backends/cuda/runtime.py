@@ -98,6 +98,39 @@ class CupyRuntime:
         """Whether the current device runs mma.sync with tf32 and float16 (sm_80 and newer)."""
         return int(self.xp.cuda.Device().compute_capability) >= 80
 
+    # ---- streams and transfers (the pipeline's staging) ----------------------------------------
+    def new_stream(self):
+        """A stream of its own, not synchronising with the default stream."""
+        return self.xp.cuda.Stream(non_blocking=True)
+
+    @staticmethod
+    def use_stream(stream):
+        """Context manager making `stream` CuPy's current stream."""
+        return stream
+
+    @staticmethod
+    def pinned_empty(shape, dtype) -> np.ndarray:
+        """Page-locked host memory (uploads and downloads from it run asynchronously)."""
+        import cupyx
+
+        return cupyx.empty_pinned(shape, dtype=dtype)
+
+    def upload(self, host: np.ndarray):
+        """A device copy of `host`, queued on the current stream."""
+        device = self.xp.empty(host.shape, dtype=host.dtype)
+        device.set(host, stream=self.xp.cuda.get_current_stream())
+        return device
+
+    def download(self, device, out: np.ndarray) -> None:
+        """Queue the copy of `device` into host array `out` on the current stream."""
+        device.get(stream=self.xp.cuda.get_current_stream(), out=out)
+
+    def record_event(self):
+        """An event recorded on the current stream (its synchronize() waits for the work so far)."""
+        event = self.xp.cuda.Event(block=False, disable_timing=True)
+        event.record(self.xp.cuda.get_current_stream())
+        return event
+
     # ---- kernels ----------------------------------------------------------------------------
     def function(self, filename: str, name: str):
         """The loaded kernel `name` of `filename` on the current device (compiled or read from
