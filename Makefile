@@ -11,7 +11,9 @@ comma      := ,
 # The test extra brings cupy-cuda13x (for NVRTC and CuPy's marshalling without a GPU); next to a
 # CUDA 12 driver it would clash with cupy-cuda12x, so that machine takes test-base instead.
 TEST_EXTRA := $(if $(filter cuda12,$(CUDA_EXTRA)),test-base,test)
-EXTRAS     := $(TEST_EXTRA)$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA),)
+# opencv: the CPU backend's fastest engine and the image codecs' (the numpy engines and Pillow
+# serve without it; the tests check both ways).
+EXTRAS     := $(TEST_EXTRA),opencv$(if $(CUDA_EXTRA),$(comma)$(CUDA_EXTRA),)
 
 .PHONY: demo test bench venv clean
 

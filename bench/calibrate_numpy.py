@@ -18,6 +18,7 @@ import numpy as np
 
 import gpuconv
 from gpuconv.backends.numpy import cost as costmodel
+from gpuconv.backends.numpy import opencv
 from gpuconv.backends.numpy.backend import NumpyBackend
 from gpuconv.backends.numpy.cost import ENGINES
 from gpuconv.plan import CorrelatePlan, mode_pads
@@ -56,6 +57,8 @@ def measure(rng):
     warm = rng.standard_normal((8, 256, 256)).astype(np.float32)
     for method in ENGINES:  # wake BLAS threads and FFT caches first
         plan = make_plan((8,), (256, 256), (3, 3), 1, method)
+        if method == "opencv" and not opencv.supports(plan):
+            continue
         median_seconds(lambda: backend.correlate(warm, np.ones((3, 3), np.float32), plan), repeat=3)
     for batch, sliding, kshape, stride in CASES:
         x = rng.standard_normal(batch + sliding).astype(np.float32)
@@ -65,6 +68,8 @@ def measure(rng):
         for method in ENGINES:
             if method == "separable" and rank is None:
                 continue
+            if method == "opencv" and not opencv.supports(make_plan(batch, sliding, kshape, stride, method)):
+                continue  # not installed, or a plan it does not compute (3-D, strides)
             if method == "taps" and np.prod(kshape) > 125:
                 continue  # hopeless there, and slow to time
             plan = make_plan(batch, sliding, kshape, stride, method)
@@ -85,6 +90,10 @@ def fit(rows):
     consts = {}
     for engine, names in costmodel.FEATURES.items():
         sub = [r for r in rows if r[4] == engine]
+        if not sub:   # OpenCV not installed: keep its shipped constants
+            if engine in costmodel.numpy_constants():
+                consts[engine] = costmodel.numpy_constants()[engine]
+            continue
         fixed = next(r[6] for r in sub if (r[0], r[1], r[2], r[3]) == FIXED_CASE)
         rest = [n for n in names if n != "fixed"]
         a = np.array([[r[7].get(f, 0.0) for f in rest] for r in sub])

@@ -56,9 +56,10 @@ def correlate_arrays(x, kernel, mode, boundary, cval, stride, dilation, axes, ou
         if plan.n_outputs == 0:
             y = np.empty(plan.result_shape, dtype=plan.result_dtype)
         else:
-            y = be.correlate(xa, ka, plan)
+            y = be.correlate(xa, ka, plan, out=out_view)
         if out is not None:
-            out_view[...] = y
+            if y is not out_view:
+                out_view[...] = y
         else:
             y = wrap_like(x, y)
     if out is not None:

@@ -77,8 +77,23 @@ def _separable_terms(kernel: np.ndarray, rtol: float) -> list:
     u, s, vt = np.linalg.svd(kernel.reshape(kernel.shape[0], -1), full_matrices=False)
     if s[0] == 0.0:  # all-zero kernel: one term of zeros keeps the shapes
         return [[np.zeros(n) for n in kernel.shape]]
+    kept = np.flatnonzero(s > rtol * s[0])
+    if kernel.ndim == 2 and len(kept) == 1:
+        exact = _exact_rank_one(kernel)
+        if exact is not None:
+            return [exact]
     terms = []
-    for r in np.flatnonzero(s > rtol * s[0]):
+    for r in kept:
         for sub in _separable_terms(vt[r].reshape(kernel.shape[1:]), rtol):
             terms.append([u[:, r] * s[r]] + sub)
     return terms
+
+
+def _exact_rank_one(kernel: np.ndarray):
+    """[col, row] with outer(col, row) equal to `kernel` bit for bit (col = the pivot's column
+    over the pivot, row = the pivot's row), or None. Sobel, box and binomial kernels split
+    this way into dyadic factors, so integer images give integer results exactly; the SVD's
+    factors carry irrational scalings (8.000000000000007 for a Sobel response of 8)."""
+    i, j = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
+    col, row = kernel[:, j] / kernel[i, j], kernel[i, :].copy()
+    return [col, row] if np.array_equal(np.outer(col, row), kernel) else None

@@ -26,7 +26,7 @@ def environment() -> list:
     from . import __version__
 
     lines = [("gpuconv", __version__), ("python", platform.python_version()), ("numpy", np.__version__),
-             ("numpy backend", "available")]
+             ("numpy backend", "available"), ("cpu engines", cpu_engines())]
     try:
         import cupy
     except ImportError:
@@ -47,6 +47,24 @@ def environment() -> list:
     except Exception as exc:  # CuPy present but no usable device / driver
         lines.append(("cuda backend", f"unavailable ({exc})"))
     return lines
+
+
+def cpu_engines() -> str:
+    """The numpy backend's engines here: OpenCV's only where the `opencv` extra is installed.
+
+    Examples
+    --------
+    >>> cpu_engines().startswith("toeplitz, taps, separable, fft")
+    True
+    """
+    from .backends.numpy import opencv
+
+    names = "toeplitz, taps, separable, fft"
+    if not opencv.available():
+        return names + " (OpenCV not installed: pip install 'gpuconv[opencv]')"
+    import cv2
+
+    return f"{names}, opencv (OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads)"
 
 
 def device_arch() -> str | None:

@@ -1,7 +1,8 @@
 """The numpy backend: the CPU fallback, and the reference the other backends are tested on.
 
 It receives checked plans (gpuconv.plan) and x in its own layout. It picks an engine
-(Toeplitz GEMM, taps, separable passes, FFT; gpuconv.backends.numpy.cost for "auto"), folds
+(Toeplitz GEMM, taps, separable passes, FFT, and OpenCV's filter2D/sepFilter2D where OpenCV
+is installed; gpuconv.backends.numpy.cost for "auto"), folds
 channels-last batches into the last axis when that avoids transposes, pads once with
 numpy.pad's meaning (gpuconv.backends.numpy.pad), runs the engine and applies the shared epilogue
 (NaN/inf check, then gpuconv.dtypes.finish) chunk by chunk.
@@ -12,7 +13,7 @@ import math
 
 import numpy as np
 
-from . import cost
+from . import cost, opencv
 from ...decompose import rank_tolerance, separable_terms
 from ...dtypes import finish, representable
 from ...plan import ConvPlan, CorrelatePlan
@@ -127,9 +128,9 @@ class NumpyBackend:
         A kernel with NaN or inf runs direct whatever the method asks (no SVD, and an FFT
         would spread it over the whole image); "separable" on a kernel too large to split
         runs as "auto" without it."""
-        direct = ("toeplitz", "taps")
         if not np.isfinite(kernel).all() and plan.method in ("auto", "separable"):
-            return cost.choose_numpy(plan, None, direct), None
+            # exact direct sums only: OpenCV's DFT would spread the kernel's NaN/inf
+            return cost.choose_numpy(plan, None, ("toeplitz", "taps")), None
         terms = None
         if plan.method in ("separable", "auto") and plan.ndim > 1:
             terms = separable_terms(kernel, rank_tolerance(kernel.shape, plan.compute_dtype))
@@ -137,15 +138,21 @@ class NumpyBackend:
         if plan.method == "auto" or (plan.method == "separable" and plan.ndim > 1 and terms is None):
             return cost.choose_numpy(plan, rank), terms
         if plan.method == "direct" or (plan.method == "separable" and plan.ndim == 1):
-            return cost.choose_numpy(plan, None, direct), terms
-        if plan.method in cost.ENGINES:  # "separable", "fft", or an engine named directly
-            return plan.method, terms
+            return cost.choose_numpy(plan, None, cost.DIRECT), None
+        if plan.method == "separable":  # the numpy passes, or OpenCV's sepFilter2D for rank 1
+            return cost.choose_numpy(plan, rank, ("separable", "opencv") if rank == 1 else ("separable",)), terms
+        if plan.method in cost.ENGINES:  # "fft", or an engine named directly (tests, calibration)
+            if cost.usable(plan, plan.method, rank):
+                return plan.method, terms
+            return cost.choose_numpy(plan, rank), terms
         raise ValueError(f"method={plan.method!r} is not a numpy engine")
 
-    def correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
-        """Correlate x with kernel over plan.axes; returns plan.result_shape in plan.result_dtype."""
+    def correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan, out: np.ndarray | None = None):
+        """Correlate x with kernel over plan.axes; returns plan.result_shape in plan.result_dtype.
+        `out` (that shape and dtype) may be written and returned instead of a new array (the
+        OpenCV engine writes C-contiguous `out` directly); the caller copies otherwise."""
         with np.errstate(invalid="ignore", over="ignore"):  # IEEE results are the contract
-            return self._correlate(x, kernel, plan)
+            return self._correlate(x, kernel, plan, out)
 
     @staticmethod
     def channels_fold(x: np.ndarray, plan: CorrelatePlan, method: str) -> int:
@@ -161,7 +168,7 @@ class NumpyBackend:
         c = int(np.prod(x.shape[axes[-1] + 1:]))
         return c if 1 < c <= _MAX_FOLD else 1
 
-    def _correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan) -> np.ndarray:
+    def _correlate(self, x: np.ndarray, kernel: np.ndarray, plan: CorrelatePlan, out=None) -> np.ndarray:
         cd = plan.compute_dtype
         if sparse_windows(plan):  # taps mostly in the padding: gather, never pad
             nd = plan.ndim
@@ -169,6 +176,8 @@ class NumpyBackend:
             return finish(np.moveaxis(y, tuple(range(y.ndim - nd, y.ndim)), plan.axes), plan.result_dtype, plan.clip)
         k = np.asarray(kernel, dtype=cd)
         method, terms = self.resolve_method(plan, kernel)
+        if method == "opencv":
+            return opencv.correlate(x, kernel, plan, terms, out=out)
         fold = self.channels_fold(x, plan, method)
         nd = plan.ndim
         if fold > 1:

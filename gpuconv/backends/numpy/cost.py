@@ -22,7 +22,10 @@ from .toeplitz import block_width
 from ...plan import CorrelatePlan
 
 # Engines behind the public methods: "direct" runs as "toeplitz" (GEMM) or "taps".
-ENGINES = ("toeplitz", "taps", "separable", "fft")
+# "opencv" (cv2.filter2D / sepFilter2D) takes part where OpenCV is installed and computes the
+# plan (gpuconv.backends.numpy.opencv.supports).
+ENGINES = ("toeplitz", "taps", "separable", "fft", "opencv")
+DIRECT = ("toeplitz", "taps", "opencv")
 # "fixed" is each engine's cost per call (validation aside), measured on a tiny problem;
 # the other constants are fitted on what remains.
 FEATURES = {
@@ -30,6 +33,7 @@ FEATURES = {
     "taps": ("fixed", "updates", "rows", "moved", "calls"),
     "separable": ("fixed", "flops", "moved", "calls"),
     "fft": ("fixed", "nlogn", "moved", "calls"),
+    "opencv": ("fixed", "updates", "thin", "nlogn", "moved", "calls"),
 }
 
 
@@ -89,6 +93,20 @@ def features(plan: CorrelatePlan, engine: str, rank: int | None = None) -> dict:
                                                k[i], s[i], d[i]))
             shape[i] = out[i]
         return _add(_add(io, {"moved": float(rank or 1) * n_out}), term, float(rank or 1))
+    if engine == "opencv":
+        from . import opencv
+
+        images, height, width, channels = opencv.layout(plan.in_shape, plan)
+        taps = float(math.prod(k))
+        # images of very few rows (1-D signals) run ~30x slower per tap than 2-D images
+        per_tap = "thin" if height < 8 else "updates"
+        if rank == 1 and plan.ndim == 2:   # sepFilter2D: a row pass and a column pass
+            work = {per_tap: n_out * float(sum(k))}
+        elif taps <= opencv.DFT_ABOVE:     # filter2D sums directly
+            work = {per_tap: n_out * taps}
+        else:                              # filter2D by DFT
+            work = {"nlogn": n_out * math.log2(max(2.0, float(height) * float(width)))}
+        return _add(io, dict(work, calls=float(images)))
     rows = bt * math.prod(out[:-1])
     return _add(io, _row_pass(rows, out[-1], k[-1], s[-1], d[-1], math.prod(k[:-1])))
 
@@ -100,9 +118,21 @@ def predict(plan: CorrelatePlan, engine: str, rank: int | None = None) -> float:
     return sum(c[name] * f.get(name, 0.0) for name in FEATURES[engine])
 
 
+def usable(plan: CorrelatePlan, engine: str, rank: int | None = None) -> bool:
+    """Whether `engine` can run `plan`: separable needs a known rank and 2-D/3-D kernels;
+    opencv needs OpenCV and a plan it computes."""
+    if engine == "separable":
+        return rank is not None and plan.ndim > 1
+    if engine == "opencv":
+        from . import opencv
+
+        return opencv.supports(plan)
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
 def choose_numpy(plan: CorrelatePlan, rank: int | None, allowed=ENGINES) -> str:
-    """The engine with the least predicted time among `allowed`; separable only when a rank
-    is known (and the kernel has 2 or 3 dimensions)."""
-    options = [e for e in allowed if e != "separable" or (rank is not None and plan.ndim > 1)]
+    """The engine with the least predicted time among the `allowed` ones usable for `plan`
+    (and measured: an engine without constants in the data file is not chosen)."""
+    options = [e for e in allowed if usable(plan, e, rank) and e in numpy_constants()]
     return min(options, key=lambda m: predict(plan, m, rank))
