@@ -37,6 +37,7 @@ from gpuconv import filters, pipeline
 from gpuconv.cli import load_kernel
 from gpuconv.imagefile import DEFAULT_PNG_COMPRESSION, read_file, write_file
 from gpuconv.io import sample_image_path
+from gpuconv.optional import opencv_available
 
 
 def make_images(folder: Path, n: int) -> list:
@@ -136,11 +137,9 @@ def main(argv=None):
             "gpuconv apply (pipeline)": lambda o: pipeline.run(kernel, paths, o, workers=args.workers,
                                                                backend="numpy", png_compression=level),
             "plain loop (Pillow + scipy)": lambda o: pillow_scipy_loop(paths, o, kernel, level)}
-    try:
-        import cv2  # noqa: F401
-
+    if opencv_available():
         runs["OpenCV loop (imread, filter2D, imwrite)"] = lambda o: opencv_loop(paths, o, kernel, level)
-    except ImportError:
+    else:
         print("OpenCV not installed: its loop is skipped")
     try:
         src = tmp / "in"

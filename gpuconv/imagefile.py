@@ -16,15 +16,15 @@ float TIFFs.
 """
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence
+
+from .optional import opencv_available
 
 # file extension -> format (Pillow's name, and NPY for numpy's)
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
@@ -54,16 +54,6 @@ class ImageReadError(ValueError):
     def __init__(self, path, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path, self.reason = str(path), reason
-
-
-def opencv_available() -> bool:
-    """Whether OpenCV (the `opencv` extra) can be imported (without importing it)."""
-    if sys.modules.get("cv2") is not None:
-        return True
-    try:
-        return importlib.util.find_spec("cv2") is not None
-    except (ImportError, ValueError):   # a half-initialised module in sys.modules
-        return False
 
 
 def format_of(path, explicit: str | None = None) -> str:

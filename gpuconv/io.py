@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .imagefile import ImageReadError, read_file  # noqa: F401  (ImageReadError is part of this API)
+from .imagefile import ImageReadError, read_file
+
+__all__ = ["ImageReadError", "read_image", "sample_image_path", "to_gray", "to_uint8", "write_image"]
 
 _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 

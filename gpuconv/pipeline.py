@@ -41,7 +41,8 @@ from .dtypes import default_result_dtype
 from .imagefile import (DEFAULT_PNG_COMPRESSION, FORMATS, ImageFile, ImageReadError, format_of, probe, read_file,
                         writable, write_file)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif", ".ppm", ".pgm", ".pbm")
+# what a folder or glob picks up: every image format gpuconv reads (.npy only when named)
+IMAGE_EXTENSIONS = tuple(ext for ext, fmt in FORMATS.items() if fmt != "NPY")
 _TEMP = re.compile(r"^\..+\.gpuconv-(\d+)-[0-9a-f]{8}\.tmp$")
 
 

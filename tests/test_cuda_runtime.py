@@ -24,7 +24,6 @@ from gpuconv.backends.cuda import blocks, compiler, correlate_plan, runtime
 from gpuconv.backends.cuda.blocks import ArrayView, ByValue
 from gpuconv.backends.numpy.backend import NumpyBackend
 from gpuconv.plan import correlate_plan as make_plan
-from reference import correlate as ref_correlate
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where the test extra installs cupy-cuda13x (and NVRTC): there these checks must run, not skip.

@@ -30,14 +30,12 @@ How the contract is kept:
 """
 from __future__ import annotations
 
-import functools
-import importlib.util
 import math
-import sys
 
 import numpy as np
 
 from ...dtypes import finish, representable
+from ...optional import opencv_available as available
 from ...plan import CorrelatePlan
 from .pad import pad_into
 from .taps import taps_correlate
@@ -50,17 +48,6 @@ NATIVE = {np.dtype(t) for t in ("uint8", "uint16", "int16", "float32", "float64"
 MAX_CHANNELS = 4
 # filter2D sums directly up to this many taps and by DFT above (measured: 11x11 direct, 13x13 DFT)
 DFT_ABOVE = 121
-
-
-@functools.lru_cache(maxsize=None)
-def available() -> bool:
-    """Whether OpenCV can be imported (checked once; cv2 is imported on first use only)."""
-    if sys.modules.get("cv2") is not None:
-        return True
-    try:
-        return importlib.util.find_spec("cv2") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _cv2():
