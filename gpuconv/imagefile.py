@@ -43,7 +43,7 @@ _HOLDS = {
 MULTI_FRAME = {"PNG", "TIFF", "GIF", "WEBP", "NPY"}
 DEFAULT_JPEG_QUALITY = 95
 DEFAULT_PNG_COMPRESSION = 6   # zlib's and Pillow's default; 1 encodes ~3x faster, files ~15% larger
-_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}   # channel count -> Pillow mode
 
 
 class ImageReadError(ValueError):
@@ -95,13 +95,14 @@ def writable(fmt: str, dtype, channels: int, frames: int = 1) -> str | None:
         if opencv_available():
             return None
         return f"{channels}-channel {dt} {fmt} needs OpenCV here (pip install 'gpuconv[opencv]'), or write .npy"
-    others = [ext for ext, f in _EXTENSIONS.items() if f != fmt and _holds(f, dt, channels)]
+    others = [ext for f, ext in _SUGGESTED_EXTENSION.items() if f != fmt and _holds(f, dt, channels)]
     return (f"{fmt} cannot hold {dt} with {channels} channel(s) (it holds {_describe(fmt)}); write "
             f"{' or '.join(others + ['.npy'])} (--format)")
 
 
-_EXTENSIONS = {".png": "PNG", ".jpg": "JPEG", ".tif": "TIFF", ".webp": "WEBP", ".bmp": "BMP", ".gif": "GIF",
-               ".ppm": "PPM"}
+# the extension suggested for each format: its first in FORMATS (.npy is named apart)
+_SUGGESTED_EXTENSION = {fmt: next(ext for ext, f in FORMATS.items() if f == fmt) for fmt in FORMATS.values()
+                        if fmt != "NPY"}
 
 
 def _holds(fmt: str, dt: str, channels: int) -> bool:
@@ -134,6 +135,12 @@ class Header:
     height: int
     dtype: np.dtype
     channels: int
+
+    @classmethod
+    def of_frames(cls, fmt: str, frames: np.ndarray) -> "Header":
+        """The header of decoded frames, (F, H, W) or (F, H, W, C)."""
+        f, h, w = (int(n) for n in frames.shape[:3])
+        return cls(fmt, f, w, h, frames.dtype, 1 if frames.ndim == 3 else int(frames.shape[3]))
 
 
 @dataclass
@@ -194,13 +201,17 @@ def _mode_layout(im) -> tuple:
         return np.dtype(np.uint16 if im.format in ("PNG", "PPM") else np.int32), 1
     if mode == "F":
         return np.dtype(np.float32), 1
-    if mode in ("L", "1"):
+    if mode == "L" or (mode == "1" and not _has_alpha(im)):
         return np.dtype(np.uint8), 1
     if mode == "LA":
         return np.dtype(np.uint8), 2
-    if mode in ("RGBA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):
-        return np.dtype(np.uint8), 4
-    return np.dtype(np.uint8), 3
+    return np.dtype(np.uint8), 4 if _has_alpha(im) else 3
+
+
+def _has_alpha(im) -> bool:
+    """Whether a Pillow image decodes with an alpha channel: modes with alpha, and modes that
+    are converted (P, 1, CMYK, ...) with a transparency entry. L and RGB keep their mode."""
+    return im.mode in ("RGBA", "PA", "La", "RGBa") or (im.mode not in ("L", "LA", "RGB") and "transparency" in im.info)
 
 
 def probe(path) -> Header:
@@ -213,18 +224,12 @@ def probe(path) -> Header:
     ('PNG', 1, 'uint8', 3)
     """
     if Path(path).suffix.lower() == ".npy":
-        try:
-            a = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise ImageReadError(path, f"cannot be read as a .npy array ({exc})") from None
-        f = _npy_frames(path, a)
-        return Header("NPY", f.shape[0], int(f.shape[2]), int(f.shape[1]), f.dtype, 1 if f.ndim == 3 else f.shape[3])
+        return Header.of_frames("NPY", _npy_frames(path, mmap=True))   # the header only: memory-mapped
     try:
         im = _open(path)
     except ImageReadError:
-        if Path(path).suffix.lower() in (".tif", ".tiff") and opencv_available():
-            f = _read_opencv_only(path).frames   # rare (multi-channel float): read it whole
-            return Header("TIFF", f.shape[0], f.shape[2], f.shape[1], f.dtype, 1 if f.ndim == 3 else f.shape[3])
+        if _opencv_only_tiff(path):
+            return Header.of_frames("TIFF", _read_opencv(path))   # rare (multi-channel float): read it whole
         raise
     with im:
         try:
@@ -241,9 +246,13 @@ def probe(path) -> Header:
         return Header(im.format, frames, width, height, dtype, channels)
 
 
-def _npy_frames(path, a: np.ndarray) -> np.ndarray:
+def _npy_frames(path, mmap: bool = False) -> np.ndarray:
     """A .npy image as frames: (H, W) and (H, W, C <= 4) are one frame, (F, H, W) and
-    (F, H, W, C) several."""
+    (F, H, W, C) several. `mmap`: memory-mapped, nothing read but the header."""
+    try:
+        a = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"cannot be read as a .npy array ({exc})") from None
     if a.dtype.kind not in "biuf" or a.ndim not in (2, 3, 4):
         raise ImageReadError(path, f"holds a {a.dtype} array of shape {a.shape}; images are real (H, W), (H, W, C), "
                                    "(F, H, W) or (F, H, W, C)")
@@ -267,40 +276,37 @@ def _decode(im, fmt: str) -> np.ndarray:
     if im.mode == "F":
         return np.asarray(im, dtype=np.float32).copy()
     if im.mode not in ("L", "LA", "RGB", "RGBA"):
-        has_alpha = im.mode in ("RGBA", "PA", "La", "RGBa") or "transparency" in im.info
-        im = im.convert("RGBA" if has_alpha else ("L" if im.mode == "1" else "RGB"))
+        im = im.convert("RGBA" if _has_alpha(im) else ("L" if im.mode == "1" else "RGB"))
     return np.asarray(im).copy()
 
 
-def _read_opencv(path, n_frames: int, orientation: int) -> np.ndarray:
-    """16-bit colour through OpenCV (every page), upright, in RGB(A) order."""
+def _swap_red_blue(a: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR(A) order to RGB(A), and back (gray frames as they are)."""
+    return a[..., [2, 1, 0, 3][:a.shape[2]]] if a.ndim == 3 else a
+
+
+def _opencv_only_tiff(path) -> bool:
+    """A TIFF Pillow cannot open may still be one OpenCV reads (multi-channel float)."""
+    return Path(path).suffix.lower() in (".tif", ".tiff") and opencv_available()
+
+
+def _read_opencv(path, n_frames: int | None = None, orientation: int = 1) -> np.ndarray:
+    """Every page through OpenCV, upright, in RGB(A) order: 16-bit colour (`n_frames` and
+    `orientation` from Pillow's header), or a TIFF only OpenCV reads (n_frames None)."""
     import cv2
 
-    if n_frames > 1:
-        ok, pages = cv2.imreadmulti(str(path), flags=cv2.IMREAD_UNCHANGED)
-        if not ok:
-            raise ImageReadError(path, "OpenCV could not read its pages")
-    else:
+    if n_frames == 1:
         page = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if page is None:
             raise ImageReadError(path, "OpenCV could not read it")
         pages = [page]
-    out = []
-    for p in pages:
-        p = p[..., [2, 1, 0, 3][:p.shape[2]]] if p.ndim == 3 else p   # BGR(A) -> RGB(A)
-        out.append(np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(p)))
-    return np.stack(out)
-
-
-def _read_opencv_only(path) -> ImageFile:
-    """A TIFF only OpenCV reads (multi-channel float); pixels only."""
-    import cv2
-
-    ok, pages = cv2.imreadmulti(str(path), flags=cv2.IMREAD_UNCHANGED)
-    if not ok or not pages:
-        raise ImageReadError(path, "cannot be read as an image (neither Pillow nor OpenCV reads it)")
-    pages = [p[..., [2, 1, 0, 3][:p.shape[2]]] if p.ndim == 3 else p for p in pages]
-    return ImageFile(np.ascontiguousarray(np.stack(pages)), "TIFF")
+    else:
+        ok, pages = cv2.imreadmulti(str(path), flags=cv2.IMREAD_UNCHANGED)
+        if not ok or not pages:
+            raise ImageReadError(path, "OpenCV could not read its pages" if n_frames else
+                                 "cannot be read as an image (neither Pillow nor OpenCV reads it)")
+    upright = _ORIENT.get(orientation, lambda a: a)
+    return np.stack([np.ascontiguousarray(upright(_swap_red_blue(p))) for p in pages])
 
 
 def _carried_info(im, frame) -> dict:
@@ -337,16 +343,12 @@ def read_file(path) -> ImageFile:
     ((1, 256, 384, 3), 'PNG')
     """
     if Path(path).suffix.lower() == ".npy":
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise ImageReadError(path, f"cannot be read as a .npy array ({exc})") from None
-        return ImageFile(np.ascontiguousarray(_npy_frames(path, a)), "NPY")
+        return ImageFile(np.ascontiguousarray(_npy_frames(path)), "NPY")
     try:
         im = _open(path)
     except ImageReadError:
-        if Path(path).suffix.lower() in (".tif", ".tiff") and opencv_available():
-            return _read_opencv_only(path)   # multi-channel float TIFF: Pillow cannot open it
+        if _opencv_only_tiff(path):
+            return ImageFile(_read_opencv(path), "TIFF")   # multi-channel float TIFF: pixels only
         raise
     with im:
         try:
@@ -431,7 +433,7 @@ def _to_pil(frame: np.ndarray, fmt: str):
         return Image.fromarray(np.ascontiguousarray(frame))
     if fmt == "GIF" and frame.ndim == 3 and frame.shape[2] == 4:
         return _gif_with_alpha(frame)
-    im = Image.fromarray(frame, _MODES[1 if frame.ndim == 2 else frame.shape[2]])
+    im = Image.fromarray(frame, CHANNEL_MODES[1 if frame.ndim == 2 else frame.shape[2]])
     if fmt == "WEBP" and im.mode in ("L", "LA"):   # WebP holds RGB(A) only: the same values, widened
         im = im.convert("RGBA" if im.mode == "LA" else "RGB")
     return im
@@ -483,8 +485,7 @@ def _write_opencv(path, frames: np.ndarray, fmt: str, png_compression: int) -> N
     PNGs with nothing else to keep (the faster encoder)."""
     import cv2
 
-    pages = [np.ascontiguousarray(f[..., [2, 1, 0, 3][:f.shape[2]]] if f.ndim == 3 else f)   # RGB(A) -> BGR(A)
-             for f in frames]
+    pages = [np.ascontiguousarray(_swap_red_blue(f)) for f in frames]
     ext = ".png" if fmt == "PNG" else ".tif"
     params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression] if fmt == "PNG" else []
     if len(pages) == 1:

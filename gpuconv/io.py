@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .imagefile import ImageReadError, read_file
+from .imagefile import CHANNEL_MODES, ImageReadError, read_file
 
 __all__ = ["ImageReadError", "read_image", "sample_image_path", "to_gray", "to_uint8", "write_image"]
-
-_CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 
 
 def sample_image_path() -> Path:
@@ -85,7 +83,7 @@ def write_image(path, image) -> None:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in _CHANNEL_MODES):
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in CHANNEL_MODES):
         raise ValueError(f"image has shape {image.shape}; accepted: (H, W), (H, W, 1), (H, W, 2), (H, W, 3), (H, W, 4)")
     path = Path(path)
     if image.dtype == np.uint16 and image.ndim == 2:

@@ -397,3 +397,15 @@ def test_gif_transparency_survives(tmp_path, rng):
     assert apply("box", tmp_path / "a.gif", "-o", tmp_path / "out") == 0
     out = read_file(tmp_path / "out" / "a_box.gif").frames
     assert out.shape == (2, 16, 20, 4) and (out[:, :, :6, 3] == 0).all() and (out[:, :, 10:, 3] == 255).all()
+
+
+@pytest.mark.parametrize("mode, transparency", [("1", 0), ("P", 0), ("L", None), ("LA", None), ("RGB", (0, 0, 0)),
+                                                ("RGBA", None), ("CMYK", None)])
+def test_header_promises_the_channels_decoding_gives(tmp_path, rng, mode, transparency):
+    # the format check before any work trusts probe(); a 1-bit PNG with a transparent
+    # colour decoded to RGBA while its header said one channel
+    src = tmp_path / ("a.tif" if mode == "CMYK" else "a.png")
+    im = Image.fromarray(rng.integers(0, 256, (6, 7, 3), dtype=np.uint8)).convert(mode)
+    im.save(src, **({} if transparency is None else {"transparency": transparency}))
+    header, frames = imagefile.probe(src), read_file(src).frames
+    assert (header.channels, header.dtype) == (1 if frames.ndim == 3 else frames.shape[3], frames.dtype)
