@@ -266,10 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _bad_arch(command: str, arch) -> bool:
     """Print a usage error for an --arch that names no CUDA architecture."""
-    if arch is None or re.fullmatch(r"(sm|compute)_\d+[a-z]?", arch):
+    from .backends.cuda.compiler import arch_number
+
+    if arch is None:
         return False
-    print(f"gpuconv {command}: --arch {arch!r} is not a CUDA architecture; expected one like sm_90", file=sys.stderr)
-    return True
+    try:
+        arch_number(arch)
+    except ValueError:
+        print(f"gpuconv {command}: --arch {arch!r} is not a CUDA architecture; expected one like sm_90",
+              file=sys.stderr)
+        return True
+    return False
 
 
 def cmd_doctor(args) -> int:

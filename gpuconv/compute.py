@@ -28,6 +28,14 @@ def _inputs(x, kernel, backend):
     return name, to_numpy("x", x), to_numpy("kernel", kernel)
 
 
+def _writing_into(plan, check_out, out, shape: tuple, x, out_dtype):
+    """`plan` with the result dtype of `out=` (checked by `check_out(out, shape, x, requested)`:
+    checks.check_out_array on the host, the CUDA backend's check_out on a device), which must
+    agree with `out_dtype` when both are given."""
+    requested = None if out_dtype is None else plan.result_dtype
+    return dataclasses.replace(plan, result_dtype=check_out(out, shape, x, requested))
+
+
 def correlate_arrays(x, kernel, mode, boundary, cval, stride, dilation, axes, out, out_dtype, clip, method, backend,
                      flip):
     """correlate (flip=False) or convolve (flip=True) on in-memory arrays: every argument
@@ -50,9 +58,7 @@ def correlate_arrays(x, kernel, mode, boundary, cval, stride, dilation, axes, ou
         y = _correlate_cuda(be, x, xa, ka, plan, out_view, out_dtype)
     else:
         if out is not None:
-            requested = None if out_dtype is None else plan.result_dtype
-            plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out_view, plan.result_shape, xa,
-                                                                                 requested))
+            plan = _writing_into(plan, checks.check_out_array, out_view, plan.result_shape, xa, out_dtype)
         if plan.n_outputs == 0:
             y = np.empty(plan.result_shape, dtype=plan.result_dtype)
         else:
@@ -73,8 +79,7 @@ def _correlate_cuda(be, x, xa, ka, plan, out, out_dtype):
     out_dev = None
     if out is not None:
         out_dev = be.device_array("out", out)
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.result_shape, xa, requested))
+        plan = _writing_into(plan, be.check_out, out_dev, plan.result_shape, xa, out_dtype)
     with be.placed(x, xa):
         if plan.n_outputs == 0:
             y = out_dev if out_dev is not None else be.empty(plan.result_shape, plan.result_dtype)
@@ -100,8 +105,7 @@ def conv_arrays(nd, x, weight, bias, stride, padding, dilation, groups, boundary
     if plan.unbatched:
         xa = xa[None]
     if out is not None:
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=checks.check_out_array(out, plan.out_shape, xa, requested))
+        plan = _writing_into(plan, checks.check_out_array, out, plan.out_shape, xa, out_dtype)
     if 0 in plan.batched_out_shape:
         y = np.empty(plan.batched_out_shape, dtype=plan.result_dtype)
     else:
@@ -125,8 +129,7 @@ def _conv_cuda(nd, x, weight, bias, args, out, out_dtype):
     out_dev = None
     if out is not None:
         out_dev = be.device_array("out", out)
-        requested = None if out_dtype is None else plan.result_dtype
-        plan = dataclasses.replace(plan, result_dtype=be.check_out(out_dev, plan.out_shape, xa, requested))
+        plan = _writing_into(plan, be.check_out, out_dev, plan.out_shape, xa, out_dtype)
     if plan.unbatched:
         xa = xa[None]
         out_dev = None if out_dev is None else out_dev[None]

@@ -257,6 +257,11 @@ def run(kernel, files, outdir, *, suffix: str = "", boundary: str = "edge", mode
         inflight = deque()  # (batch, Pending or None): batches the GPU may still be filtering
         todo = iter(jobs)
 
+        def skip(job: Job, reason: str):
+            report.failed.append((str(job.src), reason))
+            if progress:
+                progress(1)
+
         def encode(job: Job, image: ImageFile):
             write_atomic(job.dst, image, overwrite, job.fmt, **options)
             return job.dst
@@ -296,9 +301,7 @@ def run(kernel, files, outdir, *, suffix: str = "", boundary: str = "edge", mode
                 results = np.split(frames, np.cumsum([len(f.frames) for _, f in items])[:-1])
             for (job, f), frames in zip(items, results):
                 if frames is None:
-                    report.failed.append((str(job.src), "filtering it needs more memory than is free"))
-                    if progress:
-                        progress(1)
+                    skip(job, "filtering it needs more memory than is free")
                     continue
                 writes.append((job.src, pool.submit(encode, job, ImageFile(frames, job.fmt, f.info))))
 
@@ -315,14 +318,10 @@ def run(kernel, files, outdir, *, suffix: str = "", boundary: str = "edge", mode
                 try:
                     decoded = future.result()
                 except ImageReadError as exc:
-                    report.failed.append((str(job.src), exc.reason))
-                    if progress:
-                        progress(1)
+                    skip(job, exc.reason)
                     continue
                 except MemoryError:
-                    report.failed.append((str(job.src), "does not fit in memory"))
-                    if progress:
-                        progress(1)
+                    skip(job, "does not fit in memory")
                     continue
                 head = batch[0] if batch else None
                 if head and (decoded.frames.shape[1:] != head[1].frames.shape[1:]

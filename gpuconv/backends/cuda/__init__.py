@@ -10,7 +10,9 @@
 - compiler.py         NVRTC with the project's options, the on-disk cubin cache, parallel builds
 - runtime.py          loads cubins through CuPy, marshals arguments, launches
 - variants.py         the instances built ahead of time and reported by `gpuconv doctor`
+- staging.py          `gpuconv apply`'s batches through pinned memory on their own streams
 
-Only runtime.py and backend.py touch CuPy objects; everything else is pure numpy, tested
-on any machine.
+Only runtime.py uses CuPy itself (backend.py imports it only to say whether it is there);
+backend.py, fft.py and staging.py work through the runtime and its array module (the CPU
+emulator's in the tests); the rest is pure numpy, tested on any machine.
 """

@@ -19,6 +19,7 @@ A second process finds every instance there and compiles nothing.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import json
@@ -70,6 +71,21 @@ def nvrtc_version() -> str:
     return f"{major}.{minor}"
 
 
+def arch_number(arch: str) -> int:
+    """The compute capability in `arch` ("sm_90", "compute_90a" -> 90); ValueError for a
+    name that is not a CUDA architecture. Needs no NVRTC.
+
+    Examples
+    --------
+    >>> arch_number("sm_90a")
+    90
+    """
+    m = re.fullmatch(r"(?:sm|compute)_(\d+)[a-z]?", str(arch))
+    if m is None:
+        raise ValueError(f"arch={arch!r} is not a CUDA architecture; expected one like 'sm_90'")
+    return int(m.group(1))
+
+
 def target(arch: str) -> tuple:
     """(NVRTC -arch option, "cubin" or "ptx") for a device of compute capability `arch`
     ("sm_90"): a cubin where this NVRTC knows the arch, else PTX for the newest arch it
@@ -80,10 +96,7 @@ def target(arch: str) -> tuple:
     >>> target("sm_90")
     ('-arch=sm_90', 'cubin')
     """
-    m = re.fullmatch(r"(?:sm_|compute_)?(\d+)[a-z]?", arch)
-    if m is None:
-        raise ValueError(f"arch={arch!r} is not a CUDA architecture; expected one like 'sm_90'")
-    cc = int(m.group(1))
+    cc = arch_number(arch)
     supported = tuple(int(a) for a in nvrtc().getSupportedArchs())
     if cc in supported:
         return f"-arch=sm_{cc}", "cubin"
@@ -118,23 +131,32 @@ class CompiledKernel:
         return rows[0] if rows else {}
 
 
+@contextlib.contextmanager
+def _program(text: str, filename: str, options, what: str, name_expression: str | None = None):
+    """(NVRTC binding, program) compiled from `text` with `options`, destroyed on leaving;
+    KernelCompileError naming `what`, with the log, when NVRTC rejects it."""
+    lib = nvrtc()
+    prog = lib.createProgram(text, filename, [], [])
+    try:
+        if name_expression is not None:
+            lib.addNameExpression(prog, name_expression)
+        try:
+            lib.compileProgram(prog, list(options))
+        except lib.NVRTCError as exc:
+            raise KernelCompileError(f"{what} does not compile: {exc}\n{_log(lib, prog)}") from None
+        yield lib, prog
+    finally:
+        lib.destroyProgram(prog)
+
+
 def compile_kernel(filename: str, name: str, arch: str) -> CompiledKernel:
     """Compile one template instance of kernels_cuda/`filename` for `arch` (no cache).
     Raises KernelCompileError with the log when NVRTC rejects it."""
-    lib = nvrtc()
     kind = target(arch)[1]
-    prog = lib.createProgram(kernel_source(filename), filename, [], [])
-    try:
-        lib.addNameExpression(prog, name)
-        try:
-            lib.compileProgram(prog, list(options_for(arch)))
-        except lib.NVRTCError as exc:
-            raise KernelCompileError(f"{name} ({filename}) does not compile for {arch} with NVRTC "
-                                     f"{nvrtc_version()}: {exc}\n{_log(lib, prog)}") from None
+    what = f"{name} ({filename}) for {arch} with NVRTC {nvrtc_version()}"
+    with _program(kernel_source(filename), filename, options_for(arch), what, name) as (lib, prog):
         image = lib.getCUBIN(prog) if kind == "cubin" else lib.getPTX(prog)
         return CompiledKernel(filename, name, lib.getLoweredName(prog, name), arch, kind, image, _log(lib, prog))
-    finally:
-        lib.destroyProgram(prog)
 
 
 def compile_source(text: str, name: str, arch: str = "compute_90") -> str:
@@ -143,16 +165,9 @@ def compile_source(text: str, name: str, arch: str = "compute_90") -> str:
     probes such as blocks.layout_probe()."""
     from .sources import inline_includes, kernel_dir
 
-    lib = nvrtc()
-    prog = lib.createProgram(inline_includes(text, kernel_dir()), name, [], [])
-    try:
-        try:
-            lib.compileProgram(prog, list(COMPILE_OPTIONS) + [target(arch)[0]])
-        except lib.NVRTCError as exc:
-            raise KernelCompileError(f"{name} does not compile: {exc}\n{_log(lib, prog)}") from None
+    options = COMPILE_OPTIONS + (target(arch)[0],)
+    with _program(inline_includes(text, kernel_dir()), name, options, name) as (lib, prog):
         return _log(lib, prog)
-    finally:
-        lib.destroyProgram(prog)
 
 
 def _log(lib, prog) -> str:
