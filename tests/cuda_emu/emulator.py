@@ -110,6 +110,9 @@ class EmulatedRuntime:
         self.launch_devices: list = []  # the current device of each launch
         self.check_marshalling = check_marshalling
         self.marshalled = 0        # launches whose arguments went through CuPy's marshalling
+        self.streams_made = 0
+        self.current_stream = None
+        self.uploads: list = []    # the stream current at each upload (tests check the staging)
 
     @staticmethod
     def address(a) -> int:
@@ -119,12 +122,12 @@ class EmulatedRuntime:
 
     # ---- streams and transfers, in order (no concurrency to emulate) ----------------------------
     def new_stream(self):
-        self.streams_made = getattr(self, "streams_made", 0) + 1
+        self.streams_made += 1
         return f"stream {self.streams_made}"
 
     @contextlib.contextmanager
     def use_stream(self, stream):
-        self.current_stream, previous = stream, getattr(self, "current_stream", None)
+        self.current_stream, previous = stream, self.current_stream
         try:
             yield
         finally:
@@ -135,7 +138,7 @@ class EmulatedRuntime:
         return np.empty(shape, dtype=dtype)
 
     def upload(self, host):
-        self.uploads = getattr(self, "uploads", []) + [getattr(self, "current_stream", None)]
+        self.uploads.append(self.current_stream)
         return self.xp.asarray(host.copy())
 
     @staticmethod

@@ -37,7 +37,7 @@ def check(y, x, k, dtype=np.float32, **kw):
 
 def run_conv(emu, x, w, bias=None, *, nd=2, stride=1, padding=0, dilation=1, groups=1, boundary="constant",
              activation=None, layout=None, out_dtype=None, clip=None, precision=None, out=None):
-    """gpuconv's CUDA kernel-bank path on the emulator, as api._conv_cuda runs it: returns
+    """gpuconv's CUDA kernel-bank path on the emulator, as gpuconv.compute._conv_cuda runs it: returns
     (result, names of the kernels launched by this call)."""
     from gpuconv.plan import conv_plan
 
